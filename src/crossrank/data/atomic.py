@@ -29,6 +29,7 @@ def atomic_write(path: str | Path, encoding: str = "utf-8") -> Iterator[TextIO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, _default_file_mode())  # mkstemp's fixed 0600 would ignore the umask
         with os.fdopen(fd, "w", encoding=encoding, newline="\n") as fh:
             yield fh
             fh.flush()
@@ -61,3 +62,9 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -1,7 +1,8 @@
 """Ranking metrics computed by trec_eval (pytrec_eval), driven through ir_measures.
 
 Supported metric names (ir_measures syntax): ``nDCG``, ``nDCG@k``, ``AP``, ``AP@k``,
-``RR``, ``RR@k``, ``P@k`` and ``R@k``. Qrels grades are integers >= 0: nDCG uses the
+``RR``, ``RR@k``, ``P@k`` and ``R@k``; results are keyed by ir_measures' canonical
+name (``"MRR@10"`` is accepted and reported as ``"RR@10"``). Qrels grades are integers >= 0: nDCG uses the
 grade itself as the gain; the binary metrics count a document as relevant when its grade
 is >= 1 (trec_eval's default relevance level).
 
@@ -154,7 +155,9 @@ def _trec_eval(
 ) -> dict[Measure, dict[str, float]]:
     provider = ir_measures.pytrec_eval
     if not provider.is_available():
-        raise BackendUnavailableError("pytrec_eval is not importable; pip install pytrec-eval-terrier")
+        raise BackendUnavailableError(
+            "pytrec_eval is not importable; pip install pytrec-eval-terrier"
+        )
     bases = list(dict.fromkeys(_base(m) for m in measures))
     evaluator = provider.evaluator(bases, qrels)
     raw: dict[Measure, dict[str, float]] = {m: {} for m in bases}
@@ -202,7 +205,7 @@ def _clean_run(run: Run, judged: Mapping[str, object]) -> tuple[Run, int]:
             continue  # an empty ranking scores 0, like a missing query
         scores = np.asarray(list(docs.values()))
         if scores.dtype.kind not in "iuf":
-            bad = next(s for s in docs.values() if not _is_real(s))
+            bad = next((s for s in docs.values() if not _is_real(s)), scores.dtype)
             raise ConfigError(f"run score for query {qid!r} must be a real number, got {bad!r}")
         finite = np.isfinite(scores)
         if not finite.all():
