@@ -34,7 +34,7 @@ def margin_mse(logits: Tensor, teacher: Tensor, mask: Tensor | None = None) -> T
 
     >>> import torch
     >>> margin_mse(torch.tensor([[1.0, 0.0, 0.0]]), torch.tensor([[2.0, 0.0, 1.0]])).item()
-    1.0
+    0.5
     """
     mask = group_mask("margin_mse", logits, mask)
     check_same_shape("margin_mse", "teacher", teacher, logits)

@@ -106,7 +106,7 @@ def lambdaloss(
     >>> import torch
     >>> logits, rel = torch.tensor([[0.0, 1.0]]), torch.tensor([[1, 0]])
     >>> round(lambdaloss(logits, rel, weighting="lambdarank").item(), 4)
-    0.6995
+    0.6993
     """
     if weighting not in LAMBDA_WEIGHTINGS:
         raise ConfigError(f"lambdaloss: weighting must be one of {LAMBDA_WEIGHTINGS}, got {weighting!r}")
