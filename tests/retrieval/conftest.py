@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+
+# Nothing may be fetched from the hub in tests; set before transformers reads it.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 import torch

@@ -144,6 +144,13 @@ def test_load_rejects_future_schema(tmp_path: Path, corpus: list[Document]) -> N
         BM25Retriever.load(tmp_path / "index")
 
 
+def test_load_rejects_mismatched_doc_ids(tmp_path: Path, corpus: list[Document]) -> None:
+    BM25Retriever.build(corpus).save(tmp_path / "index")
+    (tmp_path / "index" / "doc_ids.json").write_text(json.dumps(["d1"]))
+    with pytest.raises(DataFormatError, match="1 doc ids"):
+        BM25Retriever.load(tmp_path / "index")
+
+
 def test_scores_for_matches_retrieve(corpus: list[Document]) -> None:
     retriever = BM25Retriever.build(corpus)
     ranking = retriever.retrieve({"q": QUERIES["q2"]}, 5)["q"]
@@ -164,6 +171,7 @@ def test_scores_for_unknown_doc(corpus: list[Document]) -> None:
     ("kwargs", "field"),
     [
         ({"k1": -1.0}, "k1"),
+        ({"k1": "0.9"}, "k1"),
         ({"b": 1.5}, "b"),
         ({"method": "bm99"}, "method"),
         ({"stopwords": "klingon"}, "stopwords"),
@@ -191,3 +199,5 @@ def test_corpus_validation(corpus: list[Document]) -> None:
         as_document_list({"x": corpus[0]})
     with pytest.raises(ConfigError, match="Document"):
         as_document_list(["just a string"])
+    with pytest.raises(ConfigError, match="Document"):
+        as_document_list({"x": "just a string"})

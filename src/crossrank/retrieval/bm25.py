@@ -14,9 +14,6 @@ Example:
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ import bm25s
 import numpy as np
 import Stemmer
 
+from crossrank.data.atomic import atomic_dir
 from crossrank.data.types import Document, Run
 from crossrank.errors import ConfigError, DataFormatError, MissingDataError, require_positive
 
@@ -60,6 +58,10 @@ class BM25Config:
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
+        for name in ("k1", "b"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{name} must be a number, got {value!r}")
         if not self.k1 >= 0:
             raise ConfigError(f"k1 must be >= 0, got {self.k1!r}")
         if not 0 <= self.b <= 1:
@@ -86,13 +88,7 @@ def as_document_list(docs: Mapping[str, Document] | Iterable[Document]) -> list[
     >>> [d.doc_id for d in as_document_list({"a": Document("a", "x")})]
     ['a']
     """
-    if isinstance(docs, Mapping):
-        for key, doc in docs.items():
-            if key != doc.doc_id:
-                raise ConfigError(f"corpus key {key!r} does not match its doc_id {doc.doc_id!r}")
-        documents = list(docs.values())
-    else:
-        documents = list(docs)
+    documents = list(docs.values() if isinstance(docs, Mapping) else docs)
     if not documents:
         raise ConfigError("corpus is empty: at least one document is required")
     seen: set[str] = set()
@@ -102,28 +98,19 @@ def as_document_list(docs: Mapping[str, Document] | Iterable[Document]) -> list[
         if doc.doc_id in seen:
             raise ConfigError(f"duplicate doc_id {doc.doc_id!r} in corpus")
         seen.add(doc.doc_id)
+    if isinstance(docs, Mapping):
+        for key, doc in docs.items():
+            if key != doc.doc_id:
+                raise ConfigError(f"corpus key {key!r} does not match its doc_id {doc.doc_id!r}")
     return documents
-
-
-def replace_dir_atomically(build: Path, target: Path) -> None:
-    """Move the fully written directory ``build`` to ``target``, replacing any old one.
-
-    Readers see either the old directory or the new one, never a half-written mix.
-    """
-    if not target.exists():
-        os.replace(build, target)
-        return
-    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    os.replace(target, trash / target.name)
-    os.replace(build, target)
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 class BM25Retriever:
     """BM25 over a fixed corpus; implements ``crossrank.protocols.Retriever``.
 
-    Documents sharing no term with a query score 0 and are *not* returned, so a query that is
-    empty (or made only of stopwords / unseen terms) gets an empty ranking ``{}``.
+    Documents scoring exactly 0 (with Lucene scoring: those sharing no term with the query)
+    are *not* returned, so a ranking may be shorter than ``top_k``, and a query that is empty
+    or made only of stopwords / unseen terms gets an empty ranking ``{}``.
     """
 
     def __init__(self, index: bm25s.BM25, doc_ids: Sequence[str], config: BM25Config) -> None:
@@ -164,16 +151,10 @@ class BM25Retriever:
 
     def save(self, directory: str | Path) -> None:
         """Write the bm25s index, the config and the doc-id list to ``directory`` atomically."""
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        build = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
+        with atomic_dir(directory) as build:
             self._index.save(str(build), show_progress=False)
             (build / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2))
             (build / DOC_IDS_FILE).write_text(json.dumps(self.doc_ids))
-            replace_dir_atomically(build, target)
-        finally:
-            shutil.rmtree(build, ignore_errors=True)
 
     @classmethod
     def load(cls, directory: str | Path, mmap: bool = False) -> BM25Retriever:
@@ -184,6 +165,12 @@ class BM25Retriever:
         config = _load_config(root / CONFIG_FILE)
         doc_ids = _load_doc_ids(root / DOC_IDS_FILE)
         index = bm25s.BM25.load(str(root), mmap=mmap, show_progress=False)
+        if index.scores["num_docs"] != len(doc_ids):
+            raise DataFormatError(
+                root / DOC_IDS_FILE,
+                None,
+                f"{len(doc_ids)} doc ids for an index of {index.scores['num_docs']} documents",
+            )
         return cls(index, doc_ids, config)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[str]]:
@@ -219,7 +206,8 @@ class BM25Retriever:
             n_threads=n_threads,
             show_progress=False,
         )
-        matched = scores > 0
+        # bm25s pads rankings with non-matching docs at score 0; they carry no evidence.
+        matched = scores != 0
         doc_ids = self._doc_ids[indices]
         return {
             qid: dict(

@@ -1,9 +1,10 @@
 """Dense first-stage retrieval: bi-encoder embeddings, an on-disk cache, exact search.
 
 Example:
+    >>> import tempfile
     >>> from crossrank.data.types import Document
     >>> docs = [Document("d1", "Aspirin lowers fever."), Document("d2", "Rain in Spain.")]
-    >>> retriever = DenseRetriever.build(docs, cache_dir="/tmp/crossrank-doctest-cache")
+    >>> retriever = DenseRetriever.build(docs, cache_dir=tempfile.mkdtemp())  # default MiniLM
     >>> list(retriever.retrieve({"q": "drugs that reduce fever"}, top_k=1)["q"])
     ['d1']
 """
@@ -21,6 +22,7 @@ from typing import BinaryIO, Literal
 
 import numpy as np
 
+from crossrank.data.atomic import atomic_write
 from crossrank.data.types import Document, Run
 from crossrank.errors import ConfigError, MissingDataError, require_positive
 from crossrank.retrieval.bm25 import as_document_list
@@ -137,14 +139,16 @@ class EmbeddingCache:
             stored = json.loads(self.manifest_path.read_text())
         except json.JSONDecodeError:
             return "stale"
-        if stored.get("key") != json.loads(json.dumps(key)) or not self.embeddings_path.is_file():
+        expected = {"schema_version": CACHE_SCHEMA_VERSION, "key": json.loads(json.dumps(key))}
+        if not isinstance(stored, dict) or any(stored.get(k) != v for k, v in expected.items()):
             return "stale"
         try:
             # mmap reads only the .npy header: cheap even for a large matrix.
-            shape = np.load(self.embeddings_path, mmap_mode="r", allow_pickle=False).shape
-        except ValueError:
+            array = np.load(self.embeddings_path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError):
             return "stale"
-        return "hit" if list(shape) == stored.get("shape") else "stale"
+        intact = list(array.shape) == stored.get("shape") and array.dtype == np.float32
+        return "hit" if intact else "stale"
 
     def load(self, key: Mapping[str, object]) -> np.ndarray:
         """The cached float32 matrix for ``key``; raises MissingDataError unless it is a hit."""
@@ -160,11 +164,12 @@ class EmbeddingCache:
         array = np.ascontiguousarray(embeddings, dtype=np.float32)
         _write_atomically(self.embeddings_path, lambda handle: np.save(handle, array))
         manifest = {"schema_version": CACHE_SCHEMA_VERSION, "key": key, "shape": list(array.shape)}
-        payload = json.dumps(manifest, indent=2).encode("utf-8")
-        _write_atomically(self.manifest_path, lambda handle: handle.write(payload))
+        with atomic_write(self.manifest_path) as handle:
+            json.dump(manifest, handle, indent=2)
 
 
 def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    # Binary twin of crossrank.data.atomic.atomic_write (which opens text files).
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -119,10 +119,10 @@ def normalize_default(directory: Path) -> bool:
 
 
 def model_identity(directory: Path) -> dict[str, object]:
-    """Cheap fingerprint of a model directory: config hash plus weight size and head hash.
+    """Cheap fingerprint of a model directory: config hash plus weight size, mtime, head hash.
 
-    Hashing the first MiB (not the whole file) keeps this fast for GB-sized weights while
-    still catching re-saved or fine-tuned weights, whose headers and first tensors differ.
+    Hashing only the first MiB keeps this fast for GB-sized weights; the modification time
+    catches re-saved weights whose first tensors are unchanged (e.g. frozen embeddings).
     """
     config_file = directory / "config.json"
     if not config_file.is_file():
@@ -137,6 +137,7 @@ def model_identity(directory: Path) -> dict[str, object]:
         "config_sha256": hashlib.sha256(config_file.read_bytes()).hexdigest(),
         "weights_file": weights.name,
         "weights_size": weights.stat().st_size,
+        "weights_mtime_ns": weights.stat().st_mtime_ns,
         "weights_head_sha256": hashlib.sha256(head).hexdigest(),
     }
 

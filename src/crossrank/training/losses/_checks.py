@@ -62,7 +62,9 @@ def resolve_mask(loss: str, mask: Tensor | None, logits: Tensor) -> Tensor:
         return torch.ones_like(logits, dtype=torch.bool)
     check_same_shape(loss, "mask", mask, logits)
     if mask.dtype != torch.bool:
-        raise ConfigError(f"{loss}: mask must be a bool tensor (True = real member), got {mask.dtype}")
+        raise ConfigError(
+            f"{loss}: mask must be a bool tensor (True = real member), got {mask.dtype}"
+        )
     return mask
 
 

@@ -10,7 +10,7 @@ Example:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from torch import Tensor
 
 from crossrank.errors import ConfigError

@@ -39,7 +39,9 @@ def margin_mse(logits: Tensor, teacher: Tensor, mask: Tensor | None = None) -> T
     mask = group_mask("margin_mse", logits, mask)
     check_same_shape("margin_mse", "teacher", teacher, logits)
     if logits.shape[1] < 2:
-        raise ConfigError(f"margin_mse: groups need a positive and >= 1 negative, got {tuple(logits.shape)}")
+        raise ConfigError(
+            f"margin_mse: groups need a positive and >= 1 negative, got {tuple(logits.shape)}"
+        )
     if not bool(mask[:, 0].all()):
         raise ConfigError("margin_mse: column 0 (the positive) must be unmasked in every group")
     teacher = teacher.to(logits.dtype)

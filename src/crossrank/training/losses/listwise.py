@@ -16,7 +16,7 @@ import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from torch import Tensor
 
 from crossrank.errors import ConfigError
@@ -109,7 +109,9 @@ def lambdaloss(
     0.6993
     """
     if weighting not in LAMBDA_WEIGHTINGS:
-        raise ConfigError(f"lambdaloss: weighting must be one of {LAMBDA_WEIGHTINGS}, got {weighting!r}")
+        raise ConfigError(
+            f"lambdaloss: weighting must be one of {LAMBDA_WEIGHTINGS}, got {weighting!r}"
+        )
     check_positive("lambdaloss", "sigma", sigma)
     check_non_negative("lambdaloss", "mu", mu)
     diffs, informative, mask = pair_differences("lambdaloss", logits, relevance, mask)

@@ -13,7 +13,7 @@ Example:
 
 from __future__ import annotations
 
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from torch import Tensor
 
 from crossrank.training.losses._checks import (

@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from torch import Tensor
 
 from crossrank.errors import ConfigError
@@ -67,7 +67,9 @@ def graded_ce(
     n, k = logits.shape
     if not isinstance(grades, Tensor) or grades.shape != (n,) or grades.is_floating_point():
         shape = tuple(grades.shape) if isinstance(grades, Tensor) else type(grades).__name__
-        raise ConfigError(f"graded_ce: grades must be an integer tensor of shape ({n},), got {shape}")
+        raise ConfigError(
+            f"graded_ce: grades must be an integer tensor of shape ({n},), got {shape}"
+        )
     mask = torch.ones(n, dtype=torch.bool, device=logits.device) if mask is None else mask
     if mask.shape != (n,) or mask.dtype != torch.bool:
         raise ConfigError(f"graded_ce: mask must be a bool tensor of shape ({n},)")

@@ -190,7 +190,9 @@ class CombinedLoss:
             raise ConfigError(f"CombinedLoss term names must be unique, got {names}")
         for name, weight, _ in terms:
             if isinstance(weight, bool) or not (math.isfinite(weight) and weight >= 0):
-                raise ConfigError(f"loss term {name!r}: weight must be finite and >= 0, got {weight!r}")
+                raise ConfigError(
+                    f"loss term {name!r}: weight must be finite and >= 0, got {weight!r}"
+                )
         if not any(weight > 0 for _, weight, _ in terms):
             raise ConfigError(f"CombinedLoss needs a term with weight > 0, got {names}")
         self.terms: tuple[tuple[str, float, BatchLoss], ...] = tuple(terms)
