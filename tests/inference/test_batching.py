@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,7 @@ def test_batches_cover_every_row_once_within_budget(pad_multiple: int) -> None:
         width = -(-lengths[batch].max() // pad_multiple) * pad_multiple
         assert len(batch) * width <= 2048
     # Longest first: each batch's rows are no longer than the previous batch's shortest.
-    for prev, cur in zip(batches, batches[1:], strict=False):
+    for prev, cur in itertools.pairwise(batches):
         assert lengths[cur].max() <= lengths[prev].min()
 
 

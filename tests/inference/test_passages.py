@@ -32,7 +32,9 @@ def test_windows_cover_documents_and_short_ones_cost_one_span() -> None:
 
 
 def test_per_pair_windows_and_max_windows_cap() -> None:
-    spans = window_spans(np.array([300, 300]), window=np.array([128, 100]), stride=64, max_windows=2)
+    spans = window_spans(
+        np.array([300, 300]), window=np.array([128, 100]), stride=64, max_windows=2
+    )
     assert spans.start.tolist() == [0, 64, 0, 64]
     assert spans.end.tolist() == [128, 192, 100, 164]
     assert clipped_by_windows(np.array([300, 300]), spans, 2).tolist() == [True, True]
@@ -82,7 +84,7 @@ def test_bm25_picks_the_window_with_the_query_terms() -> None:
     spans = window_spans(np.array([600, 300]), window=128, stride=64)
     best = bm25_best_spans(
         spans,
-        doc_ids,
+        doc_ids=doc_ids,
         doc_start=np.array([0, 600]),
         query_ids=query_ids,
         query_start=np.array([0, 0]),
@@ -95,7 +97,14 @@ def test_bm25_picks_the_window_with_the_query_terms() -> None:
 
 def test_bm25_handles_single_window_documents() -> None:
     spans = Spans(np.array([0]), np.array([0]), np.array([3]))
-    best = bm25_best_spans(spans, np.array([5, 6, 7]), np.array([0]), np.array([6]), np.array([0]), np.array([1]))
+    best = bm25_best_spans(
+        spans,
+        doc_ids=np.array([5, 6, 7]),
+        doc_start=np.array([0]),
+        query_ids=np.array([6]),
+        query_start=np.array([0]),
+        query_len=np.array([1]),
+    )
     assert best.end.tolist() == [3]
 
 

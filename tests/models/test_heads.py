@@ -23,7 +23,9 @@ def test_graded_score_is_expected_grade() -> None:
 
 
 def test_multi_head_slices_columns_and_primary_chooses_ranking_score() -> None:
-    layout = HeadLayout.of([HeadSpec.binary("click"), HeadSpec.graded(3, "grade"), HeadSpec.regression("ctr")], "grade")
+    layout = HeadLayout.of(
+        [HeadSpec.binary("click"), HeadSpec.graded(3, "grade"), HeadSpec.regression("ctr")], "grade"
+    )
     assert layout.num_labels == 5
     logits = np.array([[7.0, 0.0, 0.0, 50.0, -1.5]], dtype=np.float32)
     scores = layout.scores(logits)

@@ -13,6 +13,17 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from crossrank.errors import ModelLoadError
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.models.heads import HeadLayout, HeadSpec
+from crossrank.models.tiny import build_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def plain_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("plain") / "model", plain_encoder=True)
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -50,7 +61,9 @@ def test_plain_encoder_gets_seeded_fresh_head(plain_encoder_dir: Path) -> None:
     assert not torch.equal(a.module.classifier.weight, c.module.classifier.weight)
 
 
-def test_save_load_round_trip_keeps_heads_and_scores(tmp_path: Path, plain_encoder_dir: Path) -> None:
+def test_save_load_round_trip_keeps_heads_and_scores(
+    tmp_path: Path, plain_encoder_dir: Path
+) -> None:
     heads = HeadLayout.of([HeadSpec.binary("click"), HeadSpec.graded(3, "grade")], primary="grade")
     model = CrossEncoderModel.from_pretrained(plain_encoder_dir, heads=heads)
     out = model.save_pretrained(tmp_path / "saved")
@@ -63,7 +76,9 @@ def test_save_load_round_trip_keeps_heads_and_scores(tmp_path: Path, plain_encod
     # Plain transformers reads the same file: identical logits.
     before = _plain_logits(out, PAIRS)
     with torch.no_grad():
-        enc = model.tokenizer([q for q, _ in PAIRS], [d for _, d in PAIRS], padding=True, return_tensors="pt")
+        enc = model.tokenizer(
+            [q for q, _ in PAIRS], [d for _, d in PAIRS], padding=True, return_tensors="pt"
+        )
         np.testing.assert_allclose(again.module(**enc).logits.numpy(), before, atol=1e-6)
 
 
@@ -78,7 +93,9 @@ def test_pickle_only_checkpoint_is_refused_with_reason(tmp_path: Path, tiny_dir:
     path = _copy(tiny_dir, tmp_path / "m")
     torch.save(load_file(path / "model.safetensors"), path / "pytorch_model.bin")
     (path / "model.safetensors").unlink()
-    with pytest.raises(ModelLoadError, match=r"pickle weights.*pytorch_model\.bin.*safetensors only"):
+    with pytest.raises(
+        ModelLoadError, match=r"pickle weights.*pytorch_model\.bin.*safetensors only"
+    ):
         CrossEncoderModel.from_pretrained(path)
 
 
@@ -131,7 +148,9 @@ def test_stored_head_section_disagreeing_with_weights(tmp_path: Path, tiny_dir: 
         CrossEncoderModel.from_pretrained(path)
 
 
-def test_multi_label_checkpoint_without_head_section_needs_heads(tmp_path: Path, tiny_dir: Path) -> None:
+def test_multi_label_checkpoint_without_head_section_needs_heads(
+    tmp_path: Path, tiny_dir: Path
+) -> None:
     path = _copy(tiny_dir, tmp_path / "m")
     weights = load_file(path / "model.safetensors")
     weights["classifier.weight"] = torch.zeros(3, weights["classifier.weight"].shape[1])

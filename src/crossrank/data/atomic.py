@@ -19,21 +19,36 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, encoding: str = "utf-8") -> Iterator[TextIO]:
     """Open a text file for writing that appears at ``path`` only if the block succeeds."""
+    with _atomic_file(path) as fd, os.fdopen(fd, "w", encoding=encoding, newline="\n") as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def atomic_write_bytes(path: str | Path) -> Iterator[BinaryIO]:
+    """Binary twin of :func:`atomic_write` (e.g. for ``np.save``)."""
+    with _atomic_file(path) as fd, os.fdopen(fd, "wb") as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def _atomic_file(path: str | Path) -> Iterator[int]:
+    """Yield a file descriptor of a temp file that is renamed to ``path`` on success."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, _default_file_mode())  # mkstemp's fixed 0600 would ignore the umask
-        with os.fdopen(fd, "w", encoding=encoding, newline="\n") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield fd
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

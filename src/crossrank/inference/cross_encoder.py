@@ -76,7 +76,11 @@ class CrossEncoder:
         self.device = device
         self.max_length = max_length
         self._backend = build_backend(
-            model, backend, device, threads=threads, cache_dir=Path(cache_dir) if cache_dir else None
+            model,
+            backend,
+            device,
+            threads=threads,
+            cache_dir=Path(cache_dir) if cache_dir else None,
         )
         if backend == "auto":
             logger.info("crossrank backend auto -> %s on %s", self._backend.name, device)
@@ -86,7 +90,9 @@ class CrossEncoder:
             token_budget=token_budget if token_budget is not None else default_token_budget(device),
             pad_multiple=8 if on_gpu else 1,
         )
-        self._engine = ScoringEngine(PairTokenizer(model.tokenizer), self._backend, model.heads, settings)
+        self._engine = ScoringEngine(
+            PairTokenizer(model.tokenizer), self._backend, model.heads, settings
+        )
         self.last_stats: InferenceStats | None = None
 
     @classmethod
@@ -114,7 +120,11 @@ class CrossEncoder:
         batch (default 8192 on CPU, 65536 on GPU). ``cache_dir`` holds exported ONNX graphs.
         """
         model = CrossEncoderModel.from_pretrained(
-            name_or_path, heads=heads, trust_remote_code=trust_remote_code, seed=seed, revision=revision
+            name_or_path,
+            heads=heads,
+            trust_remote_code=trust_remote_code,
+            seed=seed,
+            revision=revision,
         )
         return cls(
             model,
@@ -150,9 +160,9 @@ class CrossEncoder:
         into probabilities. An empty document is scored like any other; an empty query
         raises ConfigError.
         """
-        return self.predict_heads(pairs, passages=passages, activation=activation, progress=progress)[
-            self.heads.primary
-        ]
+        return self.predict_heads(
+            pairs, passages=passages, activation=activation, progress=progress
+        )[self.heads.primary]
 
     def predict_heads(
         self,
@@ -164,7 +174,9 @@ class CrossEncoder:
     ) -> dict[str, np.ndarray]:
         """Scores of every head (multi-task checkpoints), each aligned with ``pairs``."""
         queries, docs = _split_pairs(pairs)
-        result = self._engine.score(queries, docs, passages=passages, activation=activation, progress=progress)
+        result = self._engine.score(
+            queries, docs, passages=passages, activation=activation, progress=progress
+        )
         self.last_stats = result.stats
         return result.heads
 
@@ -253,7 +265,9 @@ def _candidates(
         best = sorted(ranking.items(), key=lambda item: (-item[1], item[0]))[:top_k]
         missing = [d for d, _ in best if d not in docs]
         if missing:
-            raise ConfigError(f"query {qid!r}: candidate documents missing from docs: {missing[:5]}")
+            raise ConfigError(
+                f"query {qid!r}: candidate documents missing from docs: {missing[:5]}"
+            )
         qids.extend([qid] * len(best))
         dids.extend(d for d, _ in best)
     return qids, dids

@@ -36,7 +36,7 @@ from crossrank.inference.passages import (
     clipped_by_windows,
     window_spans,
 )
-from crossrank.inference.tokenize import EncodedTexts, PairTokenizer, Ragged, validate_texts
+from crossrank.inference.tokenize import EncodedTexts, PairTokenizer, validate_texts
 from crossrank.models.heads import Activation, HeadLayout
 
 
@@ -99,10 +99,16 @@ class ScoringEngine:
     """Scores (query, document) pairs with a backend; see the module docstring."""
 
     def __init__(
-        self, tokenizer: PairTokenizer, backend: Backend, heads: HeadLayout, settings: EngineSettings
+        self,
+        tokenizer: PairTokenizer,
+        backend: Backend,
+        heads: HeadLayout,
+        settings: EngineSettings,
     ) -> None:
         if settings.max_length <= tokenizer.template.num_special + 1:
-            raise ConfigError(f"max_length={settings.max_length} leaves no room for query and document")
+            raise ConfigError(
+                f"max_length={settings.max_length} leaves no room for query and document"
+            )
         self.tokenizer = tokenizer
         self.backend = backend
         self.heads = heads
@@ -127,38 +133,45 @@ class ScoringEngine:
         unit = "pair" if passages is None or passages.mode == "bm25" else "seq"
         with tqdm(total=0, unit=unit, disable=not progress, desc="scoring") as bar:
             for lo in range(0, len(queries), step):
-                parts.append(self._score_chunk(queries[lo : lo + step], docs[lo : lo + step], lo, passages, activation, bar))
+                chunk = self._encode_chunk(
+                    queries[lo : lo + step], docs[lo : lo + step], lo, passages
+                )
+                parts.append(self._score_chunk(chunk, passages, activation, bar))
         if not parts:
             return ScoredPairs({h.name: np.zeros(0, dtype=np.float32) for h in self.heads.heads})
         heads = {name: np.concatenate([p.heads[name] for p in parts]) for name in parts[0].heads}
         stats = sum((p.stats for p in parts[1:]), parts[0].stats)
         return ScoredPairs(heads, stats)
 
-    def _score_chunk(
-        self,
-        queries: list[str],
-        docs: list[str],
-        first_index: int,
-        passages: PassageConfig | None,
-        activation: Activation,
-        bar: tqdm,
-    ) -> ScoredPairs:
+    def _encode_chunk(
+        self, queries: list[str], docs: list[str], first_index: int, passages: PassageConfig | None
+    ) -> _Chunk:
+        """Tokenise the unique texts of a chunk (documents only as far as they can matter)."""
         started = time.perf_counter()
         q_texts, q_of = _factorize(queries)
         d_texts, d_of = _factorize(docs)
         q_enc = self.tokenizer.encode(q_texts, max_tokens=self.settings.max_length)
         room = self._doc_room(q_enc, q_of, first_index)
         d_enc = self.tokenizer.encode(d_texts, max_tokens=_doc_token_cap(room, passages))
-        d_len = d_enc.tokens.lengths[d_of]
-        spans, truncated = self._spans(room, d_len, d_enc.clipped[d_of], passages, q_enc, d_enc, q_of, d_of)
+        return _Chunk(q_enc, d_enc, q_of, d_of, room, started)
+
+    def _score_chunk(
+        self, chunk: _Chunk, passages: PassageConfig | None, activation: Activation, bar: tqdm
+    ) -> ScoredPairs:
+        spans, truncated = self._spans(chunk, passages)
         bar.total += len(spans)
         bar.refresh()
-        logits, batches, tokens, padded = self._run_rows(q_enc.tokens, d_enc.tokens, q_of[spans.owner], d_of[spans.owner], spans, bar)
+        logits, batches, tokens, padded = self._run_rows(chunk, spans, bar)
         heads = self.heads.scores(logits, activation)
+        n_pairs = len(chunk.room)
         if passages is not None and passages.mode == "windows":
-            heads = {n: aggregate(s, spans.owner, len(queries), passages.aggregate, passages.k) for n, s in heads.items()}
+            heads = {
+                name: aggregate(s, spans.owner, n_pairs, passages.aggregate, passages.k)
+                for name, s in heads.items()
+            }
+        seconds = time.perf_counter() - chunk.started
         stats = InferenceStats(
-            len(queries), int(truncated.sum()), len(spans), batches, tokens, padded, time.perf_counter() - started
+            n_pairs, int(truncated.sum()), len(spans), batches, tokens, padded, seconds
         )
         return ScoredPairs(heads, stats)
 
@@ -169,7 +182,9 @@ class ScoringEngine:
         empty = np.flatnonzero(lengths == 0)
         if len(empty):
             pair = first_index + int(np.argmax(np.isin(q_of, empty)))
-            raise ConfigError(f"query of pair {pair} is empty (no tokens); an empty query cannot be scored")
+            raise ConfigError(
+                f"query of pair {pair} is empty (no tokens); an empty query cannot be scored"
+            )
         too_long = np.flatnonzero(q_enc.clipped | (lengths >= limit))
         if len(too_long):
             pair = first_index + int(np.argmax(np.isin(q_of, too_long)))
@@ -180,48 +195,69 @@ class ScoringEngine:
             )
         return limit - lengths[q_of]
 
-    def _spans(
-        self,
-        room: np.ndarray,
-        d_len: np.ndarray,
-        d_clipped: np.ndarray,
-        passages: PassageConfig | None,
-        q_enc: EncodedTexts,
-        d_enc: EncodedTexts,
-        q_of: np.ndarray,
-        d_of: np.ndarray,
-    ) -> tuple[Spans, np.ndarray]:
+    def _spans(self, chunk: _Chunk, passages: PassageConfig | None) -> tuple[Spans, np.ndarray]:
         """Document spans to score, and which pairs lose document text."""
-        n = len(room)
+        room, n = chunk.room, len(chunk.room)
+        d_len = chunk.docs.tokens.lengths[chunk.d_of]
+        d_clipped = chunk.docs.clipped[chunk.d_of]
         if passages is None:
             end = np.minimum(d_len, room)
             return Spans(np.arange(n), np.zeros(n, dtype=np.int64), end), (d_len > room) | d_clipped
         window = np.minimum(passages.window, room)
-        limit = 1 if passages.mode == "windows" and passages.aggregate == "firstp" else passages.max_windows
-        spans = window_spans(d_len, window, passages.stride, limit)
+        firstp = passages.mode == "windows" and passages.aggregate == "firstp"
+        spans = window_spans(d_len, window, passages.stride, 1 if firstp else passages.max_windows)
         if passages.mode == "windows":
             return spans, clipped_by_windows(d_len, spans, n) | d_clipped
-        q, d = q_enc.tokens, d_enc.tokens
-        best = bm25_best_spans(spans, d.ids, d.offsets[d_of], q.ids, q.offsets[q_of], q.lengths[q_of])
+        q, d = chunk.queries.tokens, chunk.docs.tokens
+        best = bm25_best_spans(
+            spans,
+            doc_ids=d.ids,
+            doc_start=d.offsets[chunk.d_of],
+            query_ids=q.ids,
+            query_start=q.offsets[chunk.q_of],
+            query_len=q.lengths[chunk.q_of],
+        )
         return best, (d_len > window) | d_clipped
 
-    def _run_rows(
-        self, queries: Ragged, docs: Ragged, q_index: np.ndarray, d_index: np.ndarray, spans: Spans, bar: tqdm
-    ) -> tuple[np.ndarray, int, int, int]:
-        """Logits of every row (input order), number of batches, real and padded tokens."""
+    def _run_rows(self, chunk: _Chunk, spans: Spans, bar: tqdm) -> tuple[np.ndarray, int, int, int]:
+        """Logits of every span row (input order), batch count, real and padded tokens."""
         s = self.settings
-        lengths = self.tokenizer.template.num_special + queries.lengths[q_index] + spans.end - spans.start
-        batches = plan_batches(lengths, s.token_budget, max_batch_size=s.max_batch_size, pad_multiple=s.pad_multiple)
+        queries, docs = chunk.queries.tokens, chunk.docs.tokens
+        q_index, d_index = chunk.q_of[spans.owner], chunk.d_of[spans.owner]
+        lengths = (
+            self.tokenizer.template.num_special + queries.lengths[q_index] + spans.end - spans.start
+        )
+        batches = plan_batches(
+            lengths, s.token_budget, max_batch_size=s.max_batch_size, pad_multiple=s.pad_multiple
+        )
         logits = np.empty((len(lengths), self.heads.num_labels), dtype=np.float32)
         padded = 0
         for rows in batches:
             batch = self.tokenizer.assemble(
-                queries, docs, q_index[rows], d_index[rows], spans.start[rows], spans.end[rows], s.pad_multiple
+                queries,
+                docs,
+                query_index=q_index[rows],
+                doc_index=d_index[rows],
+                doc_start=spans.start[rows],
+                doc_end=spans.end[rows],
+                pad_multiple=s.pad_multiple,
             )
             logits[rows] = self.backend.forward(batch)
             padded += batch.input_ids.size
             bar.update(len(rows))
         return logits, len(batches), int(lengths.sum()), padded
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Tokenised texts of one chunk of pairs; ``q_of``/``d_of`` map pairs to unique texts."""
+
+    queries: EncodedTexts
+    docs: EncodedTexts
+    q_of: np.ndarray
+    d_of: np.ndarray
+    room: np.ndarray  # document tokens that fit beside each pair's query
+    started: float
 
 
 def _factorize(texts: list[str]) -> tuple[list[str], np.ndarray]:

@@ -62,7 +62,9 @@ class PassageConfig:
         require_positive("stride", self.stride)
         require_positive("k", self.k)
         if self.stride > self.window:
-            raise ConfigError(f"stride ({self.stride}) must not exceed window ({self.window}): text would be skipped")
+            raise ConfigError(
+                f"stride ({self.stride}) must not exceed window ({self.window}): text would be skipped"
+            )
         if self.aggregate not in AGGREGATES:
             raise ConfigError(f"aggregate must be one of {AGGREGATES}, got {self.aggregate!r}")
         if self.mode not in PASSAGE_MODES:
@@ -148,6 +150,7 @@ def aggregate(
 
 def bm25_best_spans(
     spans: Spans,
+    *,
     doc_ids: np.ndarray,
     doc_start: np.ndarray,
     query_ids: np.ndarray,
@@ -161,7 +164,14 @@ def bm25_best_spans(
     span, so an owner whose query matches nothing keeps its first span.
     """
     n_owners = len(doc_start)
-    span_scores = _bm25_span_scores(spans, doc_ids, doc_start, query_ids, query_start, query_len)
+    span_scores = _bm25_span_scores(
+        spans,
+        doc_ids=doc_ids,
+        doc_start=doc_start,
+        query_ids=query_ids,
+        query_start=query_start,
+        query_len=query_len,
+    )
     order = np.lexsort((np.arange(len(spans)), -span_scores, spans.owner))
     counts = np.bincount(spans.owner, minlength=n_owners)
     best = order[np.cumsum(counts) - counts]
@@ -170,6 +180,7 @@ def bm25_best_spans(
 
 def _bm25_span_scores(
     spans: Spans,
+    *,
     doc_ids: np.ndarray,
     doc_start: np.ndarray,
     query_ids: np.ndarray,

@@ -48,7 +48,9 @@ class Ragged:
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        ids = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(offsets[-1]))
+        ids = np.fromiter(
+            itertools.chain.from_iterable(rows), dtype=np.int64, count=int(offsets[-1])
+        )
         return cls(ids, offsets)
 
 
@@ -135,8 +137,11 @@ class PairTokenizer:
         rows = [e.ids for e in self._rust.encode_batch(cut, add_special_tokens=False)]
         # A cut text must still yield more than max_tokens tokens to prove the first
         # max_tokens are exact; otherwise (very long words) tokenise the whole text.
-        redo = [i for i, (c, t, r) in enumerate(zip(cut, texts, rows, strict=True))
-                if len(c) < len(t) and len(r) <= max_tokens]
+        redo = [
+            i
+            for i, (c, t, r) in enumerate(zip(cut, texts, rows, strict=True))
+            if len(c) < len(t) and len(r) <= max_tokens
+        ]
         if redo:
             full = self._rust.encode_batch([texts[i] for i in redo], add_special_tokens=False)
             for i, enc in zip(redo, full, strict=True):
@@ -148,6 +153,7 @@ class PairTokenizer:
         self,
         queries: Ragged,
         docs: Ragged,
+        *,
         query_index: np.ndarray,
         doc_index: np.ndarray,
         doc_start: np.ndarray,
@@ -166,12 +172,22 @@ class PairTokenizer:
         zero = np.zeros(n, dtype=np.int64)
         col = zero + len(t.prefix)
         _place_constant(ids, types, zero, t.prefix, t.types[0])
-        _place_ragged(ids, types, col, queries.ids, queries.offsets[query_index], q_len, t.types[1])
+        _place_ragged(
+            ids,
+            types,
+            col=col,
+            flat=queries.ids,
+            src=queries.offsets[query_index],
+            lengths=q_len,
+            type_id=t.types[1],
+        )
         col = col + q_len
         _place_constant(ids, types, col, t.middle, t.types[2])
         col = col + len(t.middle)
         d_src = docs.offsets[doc_index] + doc_start
-        _place_ragged(ids, types, col, docs.ids, d_src, d_len, t.types[3])
+        _place_ragged(
+            ids, types, col=col, flat=docs.ids, src=d_src, lengths=d_len, type_id=t.types[3]
+        )
         _place_constant(ids, types, col + d_len, t.suffix, t.types[4])
         mask = (np.arange(width)[None, :] < total[:, None]).astype(np.int64)
         return TokenBatch(ids, mask, types if self.uses_token_types else None)
@@ -190,14 +206,18 @@ def validate_texts(texts: Sequence[object], what: str) -> list[str]:
                 try:
                     out[i] = bytes(text).decode("utf-8")
                 except UnicodeDecodeError as err:
-                    raise ConfigError(f"{what} {i} is not valid UTF-8 ({err.reason} at byte {err.start})") from err
+                    raise ConfigError(
+                        f"{what} {i} is not valid UTF-8 ({err.reason} at byte {err.start})"
+                    ) from err
             elif not isinstance(text, str):
                 raise ConfigError(f"{what} {i} must be str, got {type(text).__name__}")
     try:
         "".join(out).encode("utf-8")
     except UnicodeEncodeError as err:
         bad = next(i for i, t in enumerate(out) if _unencodable(t))
-        raise ConfigError(f"{what} {bad} is not valid Unicode text (lone surrogate: {err.reason})") from err
+        raise ConfigError(
+            f"{what} {bad} is not valid Unicode text (lone surrogate: {err.reason})"
+        ) from err
     return out
 
 
@@ -226,6 +246,7 @@ def _ragged_cols(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _place_ragged(
     ids: np.ndarray,
     types: np.ndarray,
+    *,
     col: np.ndarray,
     flat: np.ndarray,
     src: np.ndarray,

@@ -62,7 +62,9 @@ class HeadSpec:
         if self.kind == "graded" and (not isinstance(self.size, int) or self.size < 2):
             raise ConfigError(f"graded head {self.name!r} needs size >= 2, got {self.size!r}")
         if self.kind != "graded" and self.size != 1:
-            raise ConfigError(f"{self.kind} head {self.name!r} has exactly 1 output, got {self.size}")
+            raise ConfigError(
+                f"{self.kind} head {self.name!r} has exactly 1 output, got {self.size}"
+            )
 
     @classmethod
     def binary(cls, name: str = "relevance") -> HeadSpec:
@@ -87,7 +89,9 @@ class HeadSpec:
         column = logits[:, 0]
         if activation == "sigmoid":
             if self.kind != "binary":
-                raise ConfigError(f"activation='sigmoid' needs a binary head, {self.name!r} is {self.kind}")
+                raise ConfigError(
+                    f"activation='sigmoid' needs a binary head, {self.name!r} is {self.kind}"
+                )
             return (1.0 / (1.0 + np.exp(-column.astype(np.float64)))).astype(np.float32)
         return column
 

@@ -72,7 +72,9 @@ def find_weight_files(model_dir: Path) -> list[Path]:
         files = sorted({model_dir / name for name in weight_map.values()})
         missing = [f.name for f in files if not f.is_file()]
         if missing:
-            raise ModelLoadError(f"{model_dir}: shards listed in {index.name} are missing: {missing}")
+            raise ModelLoadError(
+                f"{model_dir}: shards listed in {index.name} are missing: {missing}"
+            )
         if files:
             return files
     files = sorted(model_dir.glob("*.safetensors"))
@@ -119,7 +121,10 @@ def load_tokenizer(model_dir: Path, trust_remote_code: bool) -> Any:
         tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ModelLoadError(f"{model_dir}: cannot load a tokenizer: {err}") from err
-    if not getattr(tokenizer, "is_fast", False) or getattr(tokenizer, "backend_tokenizer", None) is None:
+    if (
+        not getattr(tokenizer, "is_fast", False)
+        or getattr(tokenizer, "backend_tokenizer", None) is None
+    ):
         raise ModelLoadError(
             f"{model_dir}: crossrank needs a fast tokenizer (tokenizer.json); "
             f"got {type(tokenizer).__name__}"
@@ -160,7 +165,11 @@ def load_classifier(
 
 
 def check_loading_info(
-    model_dir: Path, module: PreTrainedModel, info: dict[str, Any], num_labels: int, fresh_head: bool
+    model_dir: Path,
+    module: PreTrainedModel,
+    info: dict[str, Any],
+    num_labels: int,
+    fresh_head: bool,
 ) -> None:
     """Raise ModelLoadError when the weights do not fit the config or the requested heads."""
     mismatched = sorted(info.get("mismatched_keys", ()), key=lambda m: m[0])

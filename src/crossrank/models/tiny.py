@@ -31,17 +31,58 @@ from crossrank.models.heads import HeadLayout, HeadSpec
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 # Whole words besides single characters, so typical test sentences stay short.
 WORDS = (
-    "the", "a", "of", "and", "to", "in", "is", "what", "how", "cat", "cats", "dog", "dogs",
-    "bm25", "rank", "ranking", "query", "document", "search", "model", "relevant", "passage",
-    "cell", "cells", "gene", "protein", "cancer", "study", "results", "effect", "blood",
-    "needle", "haystack", "filler", "text", "long", "short", "word", "words", "science",
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "what",
+    "how",
+    "cat",
+    "cats",
+    "dog",
+    "dogs",
+    "bm25",
+    "rank",
+    "ranking",
+    "query",
+    "document",
+    "search",
+    "model",
+    "relevant",
+    "passage",
+    "cell",
+    "cells",
+    "gene",
+    "protein",
+    "cancer",
+    "study",
+    "results",
+    "effect",
+    "blood",
+    "needle",
+    "haystack",
+    "filler",
+    "text",
+    "long",
+    "short",
+    "word",
+    "words",
+    "science",
 )
 
 
 def tiny_vocab(words: Sequence[str] = WORDS) -> list[str]:
     """Special tokens, ASCII characters (word-initial and ``##`` continuation) and ``words``."""
     chars = string.ascii_lowercase + string.digits + string.punctuation
-    return [*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in string.ascii_lowercase + string.digits), *words]
+    return [
+        *SPECIAL_TOKENS,
+        *chars,
+        *(f"##{c}" for c in string.ascii_lowercase + string.digits),
+        *words,
+    ]
 
 
 def tiny_tokenizer(words: Sequence[str] = WORDS) -> PreTrainedTokenizerFast:
@@ -78,6 +119,8 @@ def tiny_config(vocab_size: int, num_labels: int = 1, max_positions: int = 512) 
         max_position_embeddings=max_positions,
         num_labels=num_labels,
         type_vocab_size=2,
+        # Wider than BERT's 0.02 so a random tiny model's scores depend visibly on the input.
+        initializer_range=0.1,
     )
 
 
@@ -102,6 +145,4 @@ def build_tiny_checkpoint(
             config.label2id = {v: k for k, v in config.id2label.items()}
             config.crossrank = layout.to_config()
             module = BertForSequenceClassification(config)
-            # Larger head weights than BERT's init, so tiny-model scores differ visibly.
-            torch.nn.init.normal_(module.classifier.weight, std=1.0)
     return save_hf_directory(directory, module.eval(), tokenizer)

@@ -14,15 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 import numpy as np
 
-from crossrank.data.atomic import atomic_write
+from crossrank.data.atomic import atomic_write, atomic_write_bytes
 from crossrank.data.types import Document, Run
 from crossrank.errors import ConfigError, MissingDataError, require_positive
 from crossrank.retrieval.bm25 import as_document_list
@@ -162,21 +160,11 @@ class EmbeddingCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.manifest_path.unlink(missing_ok=True)
         array = np.ascontiguousarray(embeddings, dtype=np.float32)
-        _write_atomically(self.embeddings_path, lambda handle: np.save(handle, array))
+        with atomic_write_bytes(self.embeddings_path) as handle:
+            np.save(handle, array)
         manifest = {"schema_version": CACHE_SCHEMA_VERSION, "key": key, "shape": list(array.shape)}
         with atomic_write(self.manifest_path) as handle:
             json.dump(manifest, handle, indent=2)
-
-
-def _write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    # Binary twin of crossrank.data.atomic.atomic_write (which opens text files).
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class DenseRetriever:

@@ -72,7 +72,7 @@ def test_scorer_and_save_load_round_trip(
     assert scores.shape == (3,) and np.isfinite(scores).all()
     loaded = load_interaction_model(save_interaction_model(model, tmp_path / arch))
     reloaded = InteractionScorer(
-        loaded, loaded.embeddings.tokenizer(), max_query_len=16, max_doc_len=64
+        loaded, loaded.embeddings.tokenizer(), max_query_len=16, max_doc_len=64, batch_size=2
     )
     np.testing.assert_array_equal(reloaded.score(QUERIES, DOCS), scores)
 
@@ -83,13 +83,13 @@ def test_knrm_prefers_the_document_sharing_query_terms(
     # Untrained, K-NRM's learning-to-rank layer is random, so read the exact-match kernel:
     # the first document repeats every query term, the second shares none.
     model = build_interaction_model("knrm", embeddings)
-    batch_scores = []
+    exact_matches = []
     for doc in DOCS[:2]:
         ids = [torch.tensor(tokenizer.encode([text], 64)) for text in (QUERIES[0], doc)]
         masks = [torch.ones_like(t, dtype=torch.bool) for t in ids]
         activations = model.kernel_activations(ids[0], masks[0], ids[1], masks[1])
-        batch_scores.append(activations[0, :, 0].sum().item())
-    assert batch_scores[0] > batch_scores[1]
+        exact_matches.append(activations[0, :, 0].sum().item())
+    assert exact_matches[0] > exact_matches[1]
 
 
 def test_heatmaps_with_wordpiece_labels(

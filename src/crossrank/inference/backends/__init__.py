@@ -51,7 +51,9 @@ def build_backend(
     concrete = resolve_backend(name, device)
     if concrete in ("onnx", "onnx-int8"):
         try:
-            return OnnxBackend(model, quantized=concrete == "onnx-int8", threads=threads, cache_dir=cache_dir)
+            return OnnxBackend(
+                model, quantized=concrete == "onnx-int8", threads=threads, cache_dir=cache_dir
+            )
         except BackendUnavailableError:
             if name != "auto":
                 raise

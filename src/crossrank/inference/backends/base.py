@@ -102,7 +102,11 @@ def default_threads() -> int:
     for cpu in cpus:
         topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
         try:
-            cores.add((topo / "physical_package_id").read_text().strip() + ":" + (topo / "core_id").read_text().strip())
+            cores.add(
+                (topo / "physical_package_id").read_text().strip()
+                + ":"
+                + (topo / "core_id").read_text().strip()
+            )
         except OSError:
             return len(cpus)
     return max(len(cores), 1)

@@ -39,7 +39,9 @@ class OnnxBackend:
         cache_dir: Path | None = None,
     ) -> None:
         if onnxruntime is None:
-            raise BackendUnavailableError("ONNX backends need onnxruntime: pip install 'crossrank[onnx]'")
+            raise BackendUnavailableError(
+                "ONNX backends need onnxruntime: pip install 'crossrank[onnx]'"
+            )
         self.name = "onnx-int8" if quantized else "onnx"
         self.device = "cpu"
         self.path = ensure_onnx(model, "int8" if quantized else "fp32", cache_dir)

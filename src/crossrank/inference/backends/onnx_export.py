@@ -69,7 +69,9 @@ def default_cache_dir() -> Path:
 def ensure_onnx(model: CrossEncoderModel, variant: Variant, cache_dir: Path | None = None) -> Path:
     """Path of the cached ONNX file for ``model``, building it on first use."""
     if onnx is None:
-        raise BackendUnavailableError("ONNX backends need onnxruntime and onnx: pip install 'crossrank[onnx]'")
+        raise BackendUnavailableError(
+            "ONNX backends need onnxruntime and onnx: pip install 'crossrank[onnx]'"
+        )
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     entry = root / cache_key(model)
     if not (entry / FP32_FILE).is_file():
@@ -164,7 +166,10 @@ def _save(proto: onnx.ModelProto, path: Path) -> None:
 
 def _torch_export(model: CrossEncoderModel, path: Path) -> None:
     module = model.module
-    if next(module.parameters()).device.type != "cpu" or next(module.parameters()).dtype != torch.float32:
+    if (
+        next(module.parameters()).device.type != "cpu"
+        or next(module.parameters()).dtype != torch.float32
+    ):
         raise BackendUnavailableError("ONNX export needs the model on CPU in float32")
     names = model_input_names(model)
     probe = _probe_batch(model)

@@ -41,7 +41,9 @@ def cls_only_last_layer(model: onnx.ModelProto) -> bool:
     """Rewrite the last self-attention layer to compute only position 0; False if no match."""
     graph = model.graph
     nodes = list(graph.node)
-    positions = [i for i, n in enumerate(nodes) if n.op_type == "Attention" and n.domain == "com.microsoft"]
+    positions = [
+        i for i, n in enumerate(nodes) if n.op_type == "Attention" and n.domain == "com.microsoft"
+    ]
     if not positions:
         return False
     position = positions[-1]
@@ -61,7 +63,9 @@ def cls_only_last_layer(model: onnx.ModelProto) -> bool:
     width = w.shape[0]
     if w.shape != (width, 3 * width) or b.shape != (3 * width,):
         return False
-    new_inits, new_nodes = _cls_attention_nodes(hidden, w, b, mask, last.output[0], attrs)
+    new_inits, new_nodes = _cls_attention_nodes(
+        hidden, w, b, mask=mask, output=last.output[0], attrs=attrs
+    )
     residual = consumers[0]
     residual.input[list(residual.input).index(hidden)] = _PREFIX + "query_in"
     del graph.node[position]
@@ -73,7 +77,7 @@ def cls_only_last_layer(model: onnx.ModelProto) -> bool:
 
 
 def _cls_attention_nodes(
-    hidden: str, w: np.ndarray, b: np.ndarray, mask: str, output: str, attrs: dict
+    hidden: str, w: np.ndarray, b: np.ndarray, *, mask: str, output: str, attrs: dict
 ) -> tuple[list[onnx.TensorProto], list[onnx.NodeProto]]:
     width = w.shape[0]
     p = _PREFIX
@@ -92,12 +96,16 @@ def _cls_attention_nodes(
     ]
     mha_attrs = {k: v for k, v in attrs.items() if k in _MHA_ATTRS}
     nodes = [
-        helper.make_node("Slice", [hidden, p + "zero", p + "one", p + "one"], [p + "query_in"], name=p + "slice"),
+        helper.make_node(
+            "Slice", [hidden, p + "zero", p + "one", p + "one"], [p + "query_in"], name=p + "slice"
+        ),
         helper.make_node("MatMul", [p + "query_in", p + "wq"], [p + "q_mm"], name=p + "q_matmul"),
         helper.make_node("Add", [p + "q_mm", p + "bq"], [p + "q"], name=p + "q_add"),
         helper.make_node("MatMul", [hidden, p + "wkv"], [p + "kv_mm"], name=p + "kv_matmul"),
         helper.make_node("Add", [p + "kv_mm", p + "bkv"], [p + "kv"], name=p + "kv_add"),
-        helper.make_node("Split", [p + "kv", p + "split"], [p + "k", p + "v"], axis=2, name=p + "kv_split"),
+        helper.make_node(
+            "Split", [p + "kv", p + "split"], [p + "k", p + "v"], axis=2, name=p + "kv_split"
+        ),
         helper.make_node(
             "MultiHeadAttention",
             [p + "q", p + "k", p + "v", "", mask] if mask else [p + "q", p + "k", p + "v"],
@@ -119,7 +127,9 @@ def _drop_unused_initializers(graph: onnx.GraphProto, names: set[str]) -> None:
 def quantize_int8(fp32_path: Path, out_path: Path) -> None:
     """Dynamic int8 quantisation (per-channel int8 weights, uint8 activations at run time)."""
     if onnx is None:
-        raise BackendUnavailableError("onnx-int8 needs onnxruntime and onnx: pip install 'crossrank[onnx]'")
+        raise BackendUnavailableError(
+            "onnx-int8 needs onnxruntime and onnx: pip install 'crossrank[onnx]'"
+        )
     quantize_dynamic(
         str(fp32_path),
         str(out_path),
