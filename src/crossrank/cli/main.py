@@ -26,7 +26,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "crossrank.cli.retrieve",
         "first-stage retrieval (BM25, dense, hybrid) into a TREC run",
     ),
+    "rerank": ("crossrank.cli.rerank", "re-score a run's top-k candidates with a cross-encoder"),
     "evaluate": ("crossrank.cli.evaluate", "score runs against qrels, with paired significance"),
+    "serve": ("crossrank.cli.serve", "HTTP reranking server (Cohere v2 and TEI shapes)"),
 }
 
 

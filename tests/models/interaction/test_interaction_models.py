@@ -164,3 +164,16 @@ def test_wrong_config_type_is_rejected() -> None:
         build_interaction_model("knrm", tiny_model("knrm").embeddings, ConvKNRMConfig())
     with pytest.raises(ConfigError, match="unknown interaction architecture"):
         build_interaction_model("drmm", tiny_model("knrm").embeddings)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_CONFIGS))
+def test_integer_masks_are_accepted_and_bad_shapes_rejected(name: str) -> None:
+    model = tiny_model(name)
+    expected = model(Q_IDS, Q_MASK, D_IDS, D_MASK)
+    assert torch.equal(model(Q_IDS, Q_MASK.long(), D_IDS, D_MASK.long()), expected)
+    with pytest.raises(ConfigError, match="expected q_ids/q_mask"):
+        model(Q_IDS, Q_MASK[:, :2], D_IDS, D_MASK)
+    with pytest.raises(ConfigError, match="expected q_ids/q_mask"):
+        model(Q_IDS[:1], Q_MASK[:1], D_IDS, D_MASK)
+    with pytest.raises(ConfigError, match="expected q_ids/q_mask"):
+        model.interaction_matrix(Q_IDS[0], Q_MASK[0], D_IDS[0], D_MASK[0])

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from crossrank.errors import ConfigError
+from crossrank.models.interaction import NeuralTensorConfig, tensor_costs
 from crossrank.models.interaction.tensor import (
     BilinearTensor,
     CPTensor,
@@ -135,3 +136,12 @@ def test_invalid_sizes_are_rejected(bad: int) -> None:
         BilinearTensor(DIM, bad)
     with pytest.raises(ConfigError):
         BilinearTensor(DIM, K).flops_per_pair(bad, 1)
+
+
+def test_tensor_costs_report_every_factorisation() -> None:
+    config = NeuralTensorConfig(slices=K, rank=2, slice_rank=2)
+    costs = {c.factorization: c for c in tensor_costs(config, DIM, lq=5, ld=7)}
+    assert list(costs) == ["full", "low_rank", "cp", "tucker"]
+    assert costs["full"].parameters == BilinearTensor(DIM, K).num_parameters()
+    assert costs["low_rank"].flops_per_pair == LowRankBilinearTensor(DIM, K, 2).flops_per_pair(5, 7)
+    assert costs["tucker"].parameters == TuckerTensor(DIM, K, 2, 2).num_parameters()

@@ -3,8 +3,15 @@
 Every model maps padded query/doc term ids and masks to one logit per pair, and
 ``InteractionScorer`` wraps any of them as a ``crossrank.protocols.Scorer``.
 
+The default input layer is the offline MiniLM WordPiece matrix:
+``TermEmbeddings.from_minilm()`` with ``embeddings.tokenizer()``; a word2vec/GloVe text file
+works the same way through ``TermEmbeddings.from_word2vec_text(path)``.
+
 Example:
-    >>> embeddings = TermEmbeddings.from_minilm(trainable=False)
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "vectors.txt"
+    >>> _ = path.write_text("aspirin 0.9 0.1\\nfever 0.2 0.8\\nreduces 0.5 0.5\\n")
+    >>> embeddings = TermEmbeddings.from_word2vec_text(path, trainable=False)
     >>> model = build_interaction_model("knrm", embeddings)
     >>> scorer = InteractionScorer(model, embeddings.tokenizer())
     >>> scorer.score(["aspirin fever"], ["Aspirin reduces fever."]).dtype
@@ -42,7 +49,12 @@ from crossrank.models.interaction.tensor import (
     TensorLayer,
     TuckerTensor,
 )
-from crossrank.models.interaction.tensor_matching import NeuralTensorConfig, NeuralTensorModel
+from crossrank.models.interaction.tensor_matching import (
+    NeuralTensorConfig,
+    NeuralTensorModel,
+    TensorCost,
+    tensor_costs,
+)
 from crossrank.models.interaction.text import (
     PairBatch,
     TermTokenizer,
@@ -70,6 +82,7 @@ __all__ = [
     "NeuralTensorConfig",
     "NeuralTensorModel",
     "PairBatch",
+    "TensorCost",
     "TensorLayer",
     "TermEmbeddings",
     "TermTokenizer",
@@ -90,4 +103,5 @@ __all__ = [
     "save_interaction_model",
     "save_kernel_heatmap",
     "sentence_end_ids",
+    "tensor_costs",
 ]

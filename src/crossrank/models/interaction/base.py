@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from crossrank.errors import ConfigError, ModelLoadError
 from crossrank.models.interaction.embeddings import TermEmbeddings
 
-__all__ = ["InteractionModel", "check_schema", "config_from_dict"]
+__all__ = ["InteractionModel", "check_schema", "config_from_dict", "pair_masks"]
 
 ConfigT = TypeVar("ConfigT")
 
@@ -43,6 +43,33 @@ def config_from_dict(cls: type[ConfigT], data: Mapping[str, Any]) -> ConfigT:
         return cls(**values)
     except (ConfigError, TypeError) as err:
         raise ModelLoadError(f"invalid {cls.__name__}: {err}") from err
+
+
+def pair_masks(
+    q_ids: Tensor, q_mask: Tensor, d_ids: Tensor, d_mask: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Check the (B, Lq) / (B, Ld) input shapes; return the masks as bool.
+
+    Integer 0/1 masks (Hugging Face ``attention_mask`` style) are accepted and converted.
+
+    >>> import torch
+    >>> ids = torch.tensor([[5, 0]])
+    >>> pair_masks(ids, torch.tensor([[1, 0]]), ids, torch.tensor([[1, 1]]))[0]
+    tensor([[ True, False]])
+    """
+    batch = q_ids.shape[0] if q_ids.ndim == 2 else -1
+    if (
+        q_ids.ndim != 2
+        or q_mask.shape != q_ids.shape
+        or d_ids.ndim != 2
+        or d_mask.shape != d_ids.shape
+        or d_ids.shape[0] != batch
+    ):
+        raise ConfigError(
+            "expected q_ids/q_mask of shape (B, Lq) and d_ids/d_mask of shape (B, Ld), got "
+            f"{tuple(q_ids.shape)}, {tuple(q_mask.shape)}, {tuple(d_ids.shape)}, {tuple(d_mask.shape)}"
+        )
+    return q_mask.bool(), d_mask.bool()
 
 
 class InteractionModel(nn.Module):

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from crossrank.errors import ConfigError, require_positive
-from crossrank.models.interaction.base import InteractionModel, check_schema
+from crossrank.models.interaction.base import InteractionModel, check_schema, pair_masks
 from crossrank.models.interaction.embeddings import TermEmbeddings
 from crossrank.models.interaction.functional import masked_softmax
 
@@ -158,6 +158,7 @@ class CoAttention(InteractionModel):
         self, q_ids: Tensor, q_mask: Tensor, d_ids: Tensor, d_mask: Tensor
     ) -> Tensor:
         """The last round's affinity matrix (B, Lq, Ld), zero at padding."""
+        q_mask, d_mask = pair_masks(q_ids, q_mask, d_ids, d_mask)
         affinity = self.encode(q_ids, q_mask, d_ids, d_mask)[2]
         return affinity * (q_mask.unsqueeze(-1) & d_mask.unsqueeze(-2)).to(affinity.dtype)
 
@@ -174,6 +175,7 @@ class CoAttention(InteractionModel):
         return (weights.unsqueeze(-1) * sentences).sum(1)
 
     def forward(self, q_ids: Tensor, q_mask: Tensor, d_ids: Tensor, d_mask: Tensor) -> Tensor:
+        q_mask, d_mask = pair_masks(q_ids, q_mask, d_ids, d_mask)
         q, d, _ = self.encode(q_ids, q_mask, d_ids, d_mask)
         query_weights = masked_softmax(self.query_pool(q).squeeze(-1), q_mask)
         query = (query_weights.unsqueeze(-1) * q).sum(1)

@@ -23,7 +23,7 @@ import torch.nn.functional as F  # noqa: N812 (the conventional alias)
 from torch import Tensor, nn
 
 from crossrank.errors import require_positive
-from crossrank.models.interaction.base import InteractionModel, check_schema
+from crossrank.models.interaction.base import InteractionModel, check_schema, pair_masks
 from crossrank.models.interaction.embeddings import TermEmbeddings
 from crossrank.models.interaction.functional import cosine_matrix, zero_padding
 from crossrank.models.interaction.kernels import (
@@ -99,6 +99,7 @@ class ConvKNRM(InteractionModel):
         self, q_ids: Tensor, q_mask: Tensor, d_ids: Tensor, d_mask: Tensor
     ) -> Tensor:
         """The unigram x unigram translation matrix (B, Lq, Ld), zero at padding."""
+        q_mask, d_mask = pair_masks(q_ids, q_mask, d_ids, d_mask)
         sim = self._cross_match(q_ids, q_mask, d_ids, d_mask)[:, 0, 0]
         return sim * (q_mask.unsqueeze(-1) & d_mask.unsqueeze(-2)).to(sim.dtype)
 
@@ -106,6 +107,7 @@ class ConvKNRM(InteractionModel):
         self, q_ids: Tensor, q_mask: Tensor, d_ids: Tensor, d_mask: Tensor
     ) -> Tensor:
         """Kernel features of each (query n, doc n) pair, (B, N * N, K), row = (nq - 1) * N + nd - 1."""
+        q_mask, d_mask = pair_masks(q_ids, q_mask, d_ids, d_mask)
         sim = self._cross_match(q_ids, q_mask, d_ids, d_mask)
         features = kernel_pooling(
             sim, q_mask[:, None, None, :], d_mask[:, None, None, :], self.mus, self.sigmas
@@ -118,5 +120,6 @@ class ConvKNRM(InteractionModel):
         return [f"q{a}-gram x d{b}-gram" for a in sizes for b in sizes]
 
     def forward(self, q_ids: Tensor, q_mask: Tensor, d_ids: Tensor, d_mask: Tensor) -> Tensor:
+        q_mask, d_mask = pair_masks(q_ids, q_mask, d_ids, d_mask)
         features = self.kernel_activations(q_ids, q_mask, d_ids, d_mask).flatten(1)
         return self.ranker(features * self.config.feature_scale).squeeze(-1)

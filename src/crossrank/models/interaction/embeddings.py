@@ -130,7 +130,9 @@ class TermEmbeddings(nn.Module):
     def from_minilm(cls, trainable: bool = False) -> TermEmbeddings:
         """The offline MiniLM WordPiece matrix (30522 x 384); pair with ``WordPieceTokenizer``.
 
-        >>> TermEmbeddings.from_minilm().embedding.weight.shape
+        (The example is skipped by doctest runs, which may lack the backbone package.)
+
+        >>> TermEmbeddings.from_minilm().embedding.weight.shape  # doctest: +SKIP
         torch.Size([30522, 384])
         """
         weights_file = minilm_path() / "model.safetensors"

@@ -12,9 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from crossrank.data.atomic import atomic_write_bytes
 from crossrank.errors import BackendUnavailableError, ConfigError
 from crossrank.models.interaction.base import InteractionModel
 from crossrank.models.interaction.conv_knrm import ConvKNRM
@@ -72,19 +70,8 @@ def save_heatmap(
 
 
 def _write_png(figure: Figure, target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's fixed 0600 would ignore the umask
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format="png", dpi=100)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_write_bytes(target) as handle:
+        figure.savefig(handle, format="png", dpi=100)
     return target
 
 
@@ -114,11 +101,11 @@ def save_interaction_heatmap(
 ) -> Path:
     """Heat-map of ``model.interaction_matrix`` (query terms x doc terms) for one pair.
 
-    >>> import tempfile
-    >>> from crossrank.models.interaction import TermEmbeddings, build_interaction_model
-    >>> embeddings = TermEmbeddings.from_minilm()
-    >>> model = build_interaction_model("knrm", embeddings)
-    >>> out = save_interaction_heatmap(model, embeddings.tokenizer(), "aspirin fever",
+    >>> import tempfile, torch
+    >>> from crossrank.models.interaction import KNRM, KNRMConfig, TermEmbeddings, WordTokenizer
+    >>> tokenizer = WordTokenizer(("<pad>", "<unk>", "aspirin", "fever", "reduces"))
+    >>> model = KNRM(KNRMConfig(), TermEmbeddings.from_tensor(torch.randn(5, 4)))
+    >>> out = save_interaction_heatmap(model, tokenizer, "aspirin fever",
     ...                                "Aspirin reduces fever.", tempfile.mkdtemp() + "/m.png")
     >>> out.suffix
     '.png'

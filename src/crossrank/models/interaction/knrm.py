@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from crossrank.errors import require_positive
-from crossrank.models.interaction.base import InteractionModel, check_schema
+from crossrank.models.interaction.base import InteractionModel, check_schema, pair_masks
 from crossrank.models.interaction.embeddings import TermEmbeddings
 from crossrank.models.interaction.functional import cosine_matrix
 from crossrank.models.interaction.kernels import (
@@ -75,6 +75,7 @@ class KNRM(InteractionModel):
         self, q_ids: Tensor, q_mask: Tensor, d_ids: Tensor, d_mask: Tensor
     ) -> Tensor:
         """Cosine translation matrix (B, Lq, Ld), zero at padded positions."""
+        q_mask, d_mask = pair_masks(q_ids, q_mask, d_ids, d_mask)
         sim = cosine_matrix(self.embeddings(q_ids), self.embeddings(d_ids))
         return sim * (q_mask.unsqueeze(-1) & d_mask.unsqueeze(-2)).to(sim.dtype)
 
@@ -82,11 +83,13 @@ class KNRM(InteractionModel):
         self, q_ids: Tensor, q_mask: Tensor, d_ids: Tensor, d_mask: Tensor
     ) -> Tensor:
         """Log soft-TF of every query term under every kernel (B, Lq, K); zero at query padding."""
+        q_mask, d_mask = pair_masks(q_ids, q_mask, d_ids, d_mask)
         sim = self.interaction_matrix(q_ids, q_mask, d_ids, d_mask)
         per_term = log_soft_tf(sim, d_mask, self.mus, self.sigmas)
         return per_term * q_mask.unsqueeze(-1).to(sim.dtype)
 
     def forward(self, q_ids: Tensor, q_mask: Tensor, d_ids: Tensor, d_mask: Tensor) -> Tensor:
+        q_mask, d_mask = pair_masks(q_ids, q_mask, d_ids, d_mask)
         sim = cosine_matrix(self.embeddings(q_ids), self.embeddings(d_ids))
         features = kernel_pooling(sim, q_mask, d_mask, self.mus, self.sigmas)
         return self.ranker(features * self.config.feature_scale).squeeze(-1)

@@ -66,7 +66,8 @@ def _model_class(arch: str) -> type[InteractionModel]:
 def default_config(arch: str, embeddings: TermEmbeddings) -> Any:
     """The default config of ``arch``; co-attention's sentence marks follow the vocabulary.
 
-    >>> default_config("conv_knrm", TermEmbeddings.from_minilm()).n_filters
+    >>> import torch
+    >>> default_config("conv_knrm", TermEmbeddings.from_tensor(torch.randn(20, 4))).n_filters
     128
     """
     model_class = _model_class(arch)

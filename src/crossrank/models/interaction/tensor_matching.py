@@ -17,12 +17,12 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import Tensor, nn
 
 from crossrank.errors import ConfigError, require_positive
-from crossrank.models.interaction.base import InteractionModel, check_schema
+from crossrank.models.interaction.base import InteractionModel, check_schema, pair_masks
 from crossrank.models.interaction.embeddings import TermEmbeddings
 from crossrank.models.interaction.functional import masked_max, masked_mean, zero_padding
 from crossrank.models.interaction.tensor import (
@@ -38,7 +38,9 @@ __all__ = [
     "POOLINGS",
     "NeuralTensorConfig",
     "NeuralTensorModel",
+    "TensorCost",
     "build_tensor_layer",
+    "tensor_costs",
 ]
 
 TENSOR_SCHEMA_VERSION = 1
@@ -92,6 +94,34 @@ def build_tensor_layer(config: NeuralTensorConfig, dim: int) -> TensorLayer:
     return BilinearTensor(dim, k)
 
 
+@dataclass(frozen=True, slots=True)
+class TensorCost:
+    """Size and per-pair cost of one tensor layer (FLOPs: multiply-add = 2)."""
+
+    factorization: str
+    parameters: int
+    flops_per_pair: int
+
+
+def tensor_costs(
+    config: NeuralTensorConfig, dim: int, lq: int = 1, ld: int = 1
+) -> list[TensorCost]:
+    """The tensor layer's parameters and FLOPs under every factorisation, other settings equal.
+
+    ``lq``/``ld`` are the numbers of query/doc vectors scored pairwise (1/1 for pooled use).
+
+    >>> [c.parameters for c in tensor_costs(NeuralTensorConfig(slices=2, rank=1), dim=4)]
+    [53, 37, 31, 41]
+    """
+    costs = []
+    for factorization in FACTORIZATIONS:
+        layer = build_tensor_layer(replace(config, factorization=factorization), dim)
+        costs.append(
+            TensorCost(factorization, layer.num_parameters(), layer.flops_per_pair(lq, ld))
+        )
+    return costs
+
+
 class NeuralTensorModel(InteractionModel):
     """Embeddings -> optional tanh projection -> tensor layer (pooled or token-level)."""
 
@@ -119,10 +149,12 @@ class NeuralTensorModel(InteractionModel):
 
         With ``pooling="mean"`` this is a diagnostic view: the pooled model scores mean vectors.
         """
+        q_mask, d_mask = pair_masks(q_ids, q_mask, d_ids, d_mask)
         grid = self.tensor.forward_tokens(self.encode(q_ids, q_mask), self.encode(d_ids, d_mask))
         return grid * (q_mask.unsqueeze(-1) & d_mask.unsqueeze(-2)).to(grid.dtype)
 
     def forward(self, q_ids: Tensor, q_mask: Tensor, d_ids: Tensor, d_mask: Tensor) -> Tensor:
+        q_mask, d_mask = pair_masks(q_ids, q_mask, d_ids, d_mask)
         q, d = self.encode(q_ids, q_mask), self.encode(d_ids, d_mask)
         if self.config.pooling == "mean":
             pooled_q = masked_mean(q, q_mask.unsqueeze(-1), dim=1)
