@@ -175,3 +175,10 @@ def test_remote_code_is_not_trusted_by_default(tmp_path: Path, tiny_dir: Path) -
     (path / "evil.py").write_text("raise SystemExit('remote code ran')\n")
     model = CrossEncoderModel.from_pretrained(path)
     assert type(model.module).__name__ == "BertForSequenceClassification"
+
+
+def test_unresolvable_hub_id_is_a_load_error() -> None:
+    with pytest.raises(
+        ModelLoadError, match="neither a local model directory nor a downloadable hub id"
+    ):
+        CrossEncoderModel.from_pretrained("not a valid/repo//id")

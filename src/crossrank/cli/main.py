@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rerank": ("crossrank.cli.rerank", "re-score a run's top-k candidates with a cross-encoder"),
     "evaluate": ("crossrank.cli.evaluate", "score runs against qrels, with paired significance"),
     "serve": ("crossrank.cli.serve", "HTTP reranking server (Cohere v2 and TEI shapes)"),
+    "train": ("crossrank.cli.train", "train a cross-encoder from a TOML recipe (DDP via torchrun)"),
 }
 
 

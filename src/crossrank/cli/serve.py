@@ -18,7 +18,7 @@ from crossrank.inference.passages import AGGREGATES, PASSAGE_MODES, PassageConfi
 from crossrank.serving.app import create_app
 from crossrank.serving.config import DEFAULT_PORT, ServerConfig, read_api_key
 from crossrank.serving.model import ServedModel
-from crossrank.serving.server import run_server
+from crossrank.serving.server import listen, run_server
 
 logger = logging.getLogger(__name__)
 _DEFAULTS = ServerConfig()
@@ -47,7 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-batch-tokens",
         type=positive_int,
         default=_DEFAULTS.max_batch_tokens,
-        help="model-input tokens per merged model call and per request (413 beyond)",
+        help="model-input tokens per merged model call (a larger request runs alone)",
+    )
+    limits.add_argument(
+        "--max-request-tokens",
+        type=positive_int,
+        default=_DEFAULTS.max_request_tokens,
+        help="model-input tokens per request (413 beyond)",
     )
     limits.add_argument(
         "--max-client-docs",
@@ -88,6 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = ServerConfig(
         max_batch_tokens=args.max_batch_tokens,
+        max_request_tokens=args.max_request_tokens,
         max_client_docs=args.max_client_docs,
         max_queue=args.max_queue,
         max_body_bytes=args.max_body_bytes,
@@ -97,23 +104,26 @@ def run(args: argparse.Namespace) -> int:
         passages=_passages(args),
         graceful_timeout_s=args.graceful_timeout,
     )
-    model = ServedModel.load(
-        args.model,
-        backend=args.backend,
-        device=args.device,
-        max_length=args.max_length,
-        threads=args.threads,
-        token_budget=args.token_budget,
-        cache_dir=args.cache_dir,
-    )
-    run_server(
-        create_app(model, config),
-        host=args.host,
-        port=args.port,
-        graceful_timeout_s=config.graceful_timeout_s,
-        access_log=args.access_log,
-        log_level="warning" if args.quiet else "info",
-    )
+    sock = listen(args.host, args.port)  # before the slow model load: a busy port fails fast
+    try:
+        model = ServedModel.load(
+            args.model,
+            backend=args.backend,
+            device=args.device,
+            max_length=args.max_length,
+            threads=args.threads,
+            token_budget=args.token_budget,
+            cache_dir=args.cache_dir,
+        )
+        run_server(
+            create_app(model, config),
+            sock,
+            graceful_timeout_s=config.graceful_timeout_s,
+            access_log=args.access_log,
+            log_level="warning" if args.quiet else "info",
+        )
+    finally:
+        sock.close()
     logger.info("crossrank serve: stopped")
     return 0
 

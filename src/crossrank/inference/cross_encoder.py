@@ -117,7 +117,7 @@ class CrossEncoder:
         ``torch-fp16``, ``onnx``, ``onnx-int8``. ``device`` defaults to CUDA when available.
         ``max_length`` defaults to min(512, model positions). ``threads`` defaults to the
         physical cores (ONNX) or torch's own choice. ``token_budget`` caps padded tokens per
-        batch (default 8192 on CPU, 65536 on GPU). ``cache_dir`` holds exported ONNX graphs.
+        batch (default 2048 on CPU, 65536 on GPU). ``cache_dir`` holds exported ONNX graphs.
         """
         model = CrossEncoderModel.from_pretrained(
             name_or_path,

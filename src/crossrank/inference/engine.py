@@ -12,7 +12,7 @@ per pair plus :class:`InferenceStats`. Per chunk of pairs (bounded memory on hug
 Example:
     >>> engine = ScoringEngine(PairTokenizer(hf_tok), backend, heads, EngineSettings(256))  # doctest: +SKIP
     >>> result = engine.score(["q"], ["a document"])  # doctest: +SKIP
-    >>> result.stats.pairs
+    >>> result.stats.pairs  # doctest: +SKIP
     1
 """
 
@@ -73,7 +73,7 @@ class EngineSettings:
     """Input length, batching and chunking limits of a :class:`ScoringEngine`."""
 
     max_length: int
-    token_budget: int = 8192
+    token_budget: int = 2048
     max_batch_size: int | None = None
     pad_multiple: int = 1
     chunk_pairs: int = 16384

@@ -43,6 +43,21 @@ class Ragged:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
+    def row(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    def truncate(self, max_len: int) -> Ragged:
+        """Every row cut to its first ``max_len`` ids (vectorised)."""
+        lengths = np.minimum(self.lengths, max_len)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        index = (
+            np.repeat(self.offsets[:-1], lengths)
+            + np.arange(offsets[-1])
+            - np.repeat(offsets[:-1], lengths)
+        )
+        return Ragged(self.ids[index], offsets)
+
     @classmethod
     def from_lists(cls, rows: Sequence[Sequence[int]]) -> Ragged:
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
@@ -130,24 +145,28 @@ class PairTokenizer:
     def encode(self, texts: Sequence[str], max_tokens: int | None = None) -> EncodedTexts:
         """Token ids without special tokens, each cut to ``max_tokens`` when given."""
         if max_tokens is None:
-            rows = [e.ids for e in self._rust.encode_batch(list(texts), add_special_tokens=False)]
-            return EncodedTexts(Ragged.from_lists(rows), np.zeros(len(rows), dtype=bool))
+            tokens = self._encode(list(texts))
+            return EncodedTexts(tokens, np.zeros(len(texts), dtype=bool))
         cap = _CHARS_PER_TOKEN * (max_tokens + 1) + 64
         cut = [_cut_at_whitespace(t, cap) for t in texts]
-        rows = [e.ids for e in self._rust.encode_batch(cut, add_special_tokens=False)]
-        # A cut text must still yield more than max_tokens tokens to prove the first
-        # max_tokens are exact; otherwise (very long words) tokenise the whole text.
-        redo = [
-            i
-            for i, (c, t, r) in enumerate(zip(cut, texts, rows, strict=True))
-            if len(c) < len(t) and len(r) <= max_tokens
-        ]
-        if redo:
-            full = self._rust.encode_batch([texts[i] for i in redo], add_special_tokens=False)
-            for i, enc in zip(redo, full, strict=True):
-                rows[i] = enc.ids
-        clipped = np.fromiter((len(r) > max_tokens for r in rows), dtype=bool, count=len(rows))
-        return EncodedTexts(Ragged.from_lists([r[:max_tokens] for r in rows]), clipped)
+        tokens = self._encode(cut)
+        # A cut text must still yield more than max_tokens tokens to prove its first
+        # max_tokens are exact; the rare ones that do not (giant words) are redone in full.
+        was_cut = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut)) < np.fromiter(
+            map(len, texts), dtype=np.int64, count=len(texts)
+        )
+        redo = np.flatnonzero(was_cut & (tokens.lengths <= max_tokens))
+        if len(redo):
+            rows = [tokens.row(i) for i in range(len(cut))]
+            redone = self._encode([texts[i] for i in redo])
+            for j, i in enumerate(redo):
+                rows[i] = redone.row(j)
+            tokens = Ragged.from_lists(rows)
+        return EncodedTexts(tokens.truncate(max_tokens), tokens.lengths > max_tokens)
+
+    def _encode(self, texts: list[str]) -> Ragged:
+        encodings = self._rust.encode_batch(texts, add_special_tokens=False)
+        return Ragged.from_lists([e.ids for e in encodings])
 
     def assemble(
         self,

@@ -5,7 +5,8 @@ problem (no weights, pickle-only weights, config/weights mismatch, head size mis
 wrong checkpoint never yields silently wrong scores.
 
 Example:
-    >>> find_weight_files(Path("/nonexistent"))  # doctest: +SKIP
+    >>> weights = find_weight_files(resolve_model_dir("path/to/model"))  # doctest: +SKIP
+    >>> fresh_head = not has_head_weights(checkpoint_keys(weights))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def resolve_model_dir(name_or_path: str | Path, revision: str | None = None) -> 
         local = snapshot_download(
             str(name_or_path), revision=revision, allow_patterns=HUB_ALLOW_PATTERNS
         )
-    except (HFValidationError, OSError, ValueError) as err:
+    except (HFValidationError, OSError, ValueError, RuntimeError) as err:
+        # Offline mode, unknown repo or no network: the hub client's errors all land here.
         raise ModelLoadError(
             f"{name_or_path!r} is neither a local model directory nor a downloadable hub id: {err}"
         ) from err
@@ -105,7 +107,7 @@ def checkpoint_keys(weight_files: list[Path]) -> set[str]:
 
 def has_head_weights(keys: set[str]) -> bool:
     """True when the checkpoint stores a classification head (not a plain encoder)."""
-    return any(k.split(".")[0] == "classifier" or ".classifier." in f".{k}" for k in keys)
+    return any("classifier" in key.split(".") for key in keys)
 
 
 def load_config(model_dir: Path, trust_remote_code: bool) -> PretrainedConfig:

@@ -20,7 +20,7 @@ logits with ``raw_scores``. With an API key configured, the three scoring endpoi
 
 Example:
     >>> app = create_app(ServedModel.load("path/to/model"), ServerConfig())  # doctest: +SKIP
-    >>> run_server(app, host="127.0.0.1", port=8080, graceful_timeout_s=30)  # doctest: +SKIP
+    >>> run_server(app, listen("127.0.0.1", 8080), graceful_timeout_s=30)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from crossrank.serving.errors import ServingError
 from crossrank.serving.limits import (
     ASGIApp,
     BodyLimitMiddleware,
+    LoadShedMiddleware,
     Receive,
     Scope,
     Send,
@@ -63,9 +64,10 @@ from crossrank.serving.schemas import (
     TeiRerankRequest,
     field_errors,
 )
-from crossrank.serving.service import ScoringService
+from crossrank.serving.service import Scored, ScoringService
 
 logger = logging.getLogger(__name__)
+SCORING_PATHS = frozenset({"/v1/rerank", "/rerank", "/v1/score"})
 ENDPOINTS = frozenset(
     {
         "/v1/rerank",
@@ -108,6 +110,7 @@ def create_app(model: ServedModel, config: ServerConfig) -> FastAPI:
     app.include_router(_scoring_routes(service))
     app.include_router(_ops_routes(service))
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes)
+    app.add_middleware(LoadShedMiddleware, admit=service.admit, paths=SCORING_PATHS)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)  # outermost: sees every 4xx
     return app
 
@@ -116,9 +119,9 @@ def _scoring_routes(service: ScoringService) -> APIRouter:
     async def require_key(request: Request, _: object = Depends(_bearer)) -> None:
         check_api_key(service.config.api_key, request.headers.get("authorization"))
 
-    router = APIRouter(dependencies=[Depends(require_key)], responses=_ERRORS)
+    router = APIRouter(dependencies=[Depends(require_key)], responses=_ERRORS, tags=["scoring"])
 
-    @router.post("/v1/rerank", response_model=RerankResponse, tags=["scoring"])
+    @router.post("/v1/rerank", response_model=RerankResponse)
     async def rerank(body: RerankRequest) -> JSONResponse:
         """Cohere v2 rerank: documents sorted by relevance, the best ``top_n``."""
         service.check_model(body.model)
@@ -131,19 +134,10 @@ def _scoring_routes(service: ScoringService) -> APIRouter:
             passages=body.passages,
             max_tokens_per_doc=body.max_tokens_per_doc,
         )
-        results = [
-            {"index": i, "relevance_score": score}
-            for i, score in _ranked(scored.scores, body.top_n)
-        ]
-        if body.return_documents:
-            for result in results:
-                doc = body.documents[result["index"]]
-                result["document"] = (
-                    {"text": doc} if isinstance(doc, str) else doc.model_dump(exclude_none=True)
-                )
+        results = _cohere_results(body, scored)
         return JSONResponse({"id": _request_id(), "results": results, "meta": scored.meta()})
 
-    @router.post("/rerank", response_model=list[TeiRank], tags=["scoring"])
+    @router.post("/rerank", response_model=list[TeiRank])
     async def tei_rerank(body: TeiRerankRequest) -> JSONResponse:
         """text-embeddings-inference rerank: ``[{index, score, text?}]``, best first."""
         scored = await service.score(
@@ -159,7 +153,7 @@ def _scoring_routes(service: ScoringService) -> APIRouter:
                 rank["text"] = body.texts[rank["index"]]
         return JSONResponse(ranks)
 
-    @router.post("/v1/score", response_model=ScoreResponse, tags=["scoring"])
+    @router.post("/v1/score", response_model=ScoreResponse)
     async def score(body: ScoreRequest) -> JSONResponse:
         """Scores of (query, document) pairs in input order."""
         service.check_model(body.model)
@@ -168,11 +162,24 @@ def _scoring_routes(service: ScoringService) -> APIRouter:
         scored = await service.score(
             queries, docs, what="pairs", raw=body.raw_scores, passages=body.passages
         )
-        return JSONResponse(
-            {"id": _request_id(), "scores": scored.scores.tolist(), "meta": scored.meta()}
-        )
+        body_out = {"id": _request_id(), "scores": scored.scores.tolist(), "meta": scored.meta()}
+        return JSONResponse(body_out)
 
     return router
+
+
+def _cohere_results(body: RerankRequest, scored: Scored) -> list[dict[str, object]]:
+    """``results`` of a Cohere response: best first, the documents when asked for."""
+    results: list[dict[str, object]] = []
+    for index, score in _ranked(scored.scores, body.top_n):
+        result: dict[str, object] = {"index": index, "relevance_score": score}
+        if body.return_documents:
+            doc = body.documents[index]
+            result["document"] = (
+                {"text": doc} if isinstance(doc, str) else doc.model_dump(exclude_none=True)
+            )
+        results.append(result)
+    return results
 
 
 def _ops_routes(service: ScoringService) -> APIRouter:
@@ -211,6 +218,7 @@ def _health(service: ScoringService) -> dict[str, object]:
         "queue_depth": service.batcher.queue_depth,
         "limits": {
             "max_batch_tokens": config.max_batch_tokens,
+            "max_request_tokens": config.max_request_tokens,
             "max_client_docs": config.max_client_docs,
             "max_queue": config.max_queue,
             "max_body_bytes": config.max_body_bytes,

@@ -69,7 +69,7 @@ class BatchTimeoutError(CrossrankError):
 class BatcherSettings:
     """Merge budget, queue bound and linger time (see the module docstring)."""
 
-    max_batch_tokens: int = 262_144
+    max_batch_tokens: int = 65_536
     max_queue: int = 64
     max_wait_s: float = 0.002
 
@@ -141,10 +141,11 @@ class MicroBatcher:
         """Smoothed model throughput of recent batches (0 before the first)."""
         return self._rate
 
-    def check_capacity(self) -> None:
-        """Raise now if a request would be refused (saves tokenising a doomed request)."""
+    def check_capacity(self, pending: int = 0) -> None:
+        """Raise now if a request would be refused, counting ``pending`` requests on their
+        way to the queue (the caller's admitted but not yet submitted ones)."""
         with self._cond:
-            self._check_capacity_locked()
+            self._check_capacity_locked(pending)
 
     async def submit(
         self, pairs: Pairs, passages: PassageConfig | None, tokens: int, timeout_s: float
@@ -176,11 +177,11 @@ class MicroBatcher:
         if self._thread.is_alive():
             logger.error("batcher worker still busy after %.1f s; abandoning it", timeout_s)
 
-    def _check_capacity_locked(self) -> None:
+    def _check_capacity_locked(self, pending: int = 0) -> None:
         if self._closing:
             raise ShuttingDownError("server is shutting down")
-        if len(self._queue) >= self.settings.max_queue:
-            raise QueueFullError(len(self._queue), self._retry_after_s())
+        if len(self._queue) + pending >= self.settings.max_queue:
+            raise QueueFullError(len(self._queue) + pending, self._retry_after_s())
 
     def _retry_after_s(self) -> int:
         """Seconds until the queued and running work should be done at the current rate."""

@@ -2,8 +2,8 @@
 
 Example:
     >>> config = ServerConfig(max_client_docs=100, max_queue=8)
-    >>> config.max_batch_tokens
-    262144
+    >>> config.max_batch_tokens, config.max_request_tokens
+    (65536, 262144)
     >>> ServerConfig(max_queue=0)
     Traceback (most recent call last):
     ...
@@ -26,7 +26,9 @@ class ServerConfig:
     """What the server accepts and how it batches.
 
     * ``max_batch_tokens``: model-input tokens (special tokens and every window included) of
-      one merged model call; a single request needing more is rejected with 413.
+      one merged model call. Requests are merged while they fit; a larger request runs
+      alone. Smaller budgets answer sooner, larger ones bucket lengths a little better.
+    * ``max_request_tokens``: model-input tokens of one request; more is 413.
     * ``max_client_docs``: documents (or pairs) per request; more is 413.
     * ``max_queue``: requests waiting for the model; one more is 429 with Retry-After.
     * ``max_body_bytes``: request body size; more is 413.
@@ -38,7 +40,8 @@ class ServerConfig:
     * ``graceful_timeout_s``: how long shutdown waits for in-flight requests.
     """
 
-    max_batch_tokens: int = 262_144
+    max_batch_tokens: int = 65_536
+    max_request_tokens: int = 262_144
     max_client_docs: int = 1000
     max_queue: int = 64
     max_body_bytes: int = 10 * 1024 * 1024
@@ -51,6 +54,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         for name in (
             "max_batch_tokens",
+            "max_request_tokens",
             "max_client_docs",
             "max_queue",
             "max_body_bytes",

@@ -83,19 +83,52 @@ class BodyLimitMiddleware:
             f"request body of {size} exceeds this server's limit of {self.max_bytes} bytes "
             "(--max-body-bytes)",
         )
-        body = json.dumps(error.body()).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, error, close=True)
+
+
+class LoadShedMiddleware:
+    """Refuses requests to ``paths`` while ``admit()`` raises, before parsing their body.
+
+    Under overload most requests are refused; parsing and validating each refused body
+    would take CPU from the model, so the body is drained unread (which keeps the
+    connection usable) and the refusal (429 with Retry-After, or 503) is sent at once.
+    """
+
+    def __init__(self, app: ASGIApp, admit: Callable[[], None], paths: frozenset[str]) -> None:
+        self.app = app
+        self.admit = admit
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            try:
+                self.admit()
+            except ServingError as error:
+                await _drain(receive)
+                await send_error(send, error)
+                return
+        await self.app(scope, receive, send)
+
+
+async def send_error(send: Send, error: ServingError, *, close: bool = False) -> None:
+    """Send ``error`` as a complete JSON response from plain ASGI code."""
+    body = json.dumps(error.body()).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _drain(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 def _content_length(scope: Scope) -> int | None:

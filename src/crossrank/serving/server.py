@@ -5,8 +5,11 @@ finish (up to ``graceful_timeout_s``), then runs the app's shutdown, which drain
 batcher. uvicorn re-raises the signal after that; SIGTERM is absorbed here so a graceful
 stop returns normally (exit code 0) instead of dying by the default handler.
 
+Binding comes first (:func:`listen`), so a busy port fails before a model is loaded.
+
 Example:
-    >>> run_server(app, host="127.0.0.1", port=8080, graceful_timeout_s=30)  # doctest: +SKIP
+    >>> sock = listen("127.0.0.1", 8080)  # doctest: +SKIP
+    >>> run_server(app, sock, graceful_timeout_s=30)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -58,15 +61,13 @@ def build_server(
 
 def run_server(
     app: ASGIApp,
+    sock: socket.socket,
     *,
-    host: str,
-    port: int,
     graceful_timeout_s: float,
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
-    """Serve ``app`` on ``host:port`` until SIGTERM/SIGINT, then stop gracefully."""
-    sock = listen(host, port)
+    """Serve ``app`` on the listening ``sock`` until SIGTERM/SIGINT, then stop gracefully."""
     server = build_server(
         app, graceful_timeout_s=graceful_timeout_s, access_log=access_log, log_level=log_level
     )
@@ -75,7 +76,6 @@ def run_server(
     try:
         server.run(sockets=[sock])
     finally:
-        sock.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -81,6 +81,9 @@ class ScoringService:
         self.batcher = MicroBatcher(model.logits, settings, on_batch=metrics.observe_batch)
         # Tokenising for the accounting runs here, not on the event loop.
         self._prep = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crossrank-prep")
+        # Admitted requests still being tokenised count against max_queue too, so queued
+        # plus admitted requests (and their bodies in memory) never exceed it.
+        self._preparing = 0
 
     def start(self) -> None:
         self.batcher.start()
@@ -120,14 +123,17 @@ class ScoringService:
         """
         self._check_size(len(docs), what)
         config = self._passage_config(passages)
-        self._admit()
+        self.admit()  # again: the queue may have filled since the middleware checked
         loop = asyncio.get_running_loop()
+        self._preparing += 1
         try:
             docs, count = await loop.run_in_executor(
                 self._prep, self._prepare, queries, docs, config, max_tokens_per_doc
             )
         except ConfigError as err:
             raise bad_request(str(err)) from err
+        finally:
+            self._preparing -= 1
         self._check_tokens(count, what, truncate)
         logits = await self._submit(list(zip(queries, docs, strict=True)), config, count.tokens)
         return Scored(
@@ -155,9 +161,10 @@ class ScoringService:
         except ConfigError as err:
             raise bad_request(f"passages: {err}") from err
 
-    def _admit(self) -> None:
+    def admit(self) -> None:
+        """429 (queue full, with Retry-After) or 503 (shutting down) if refused now."""
         try:
-            self.batcher.check_capacity()
+            self.batcher.check_capacity(pending=self._preparing)
         except (QueueFullError, ShuttingDownError) as err:
             raise _unavailable(err) from err
 
@@ -173,12 +180,12 @@ class ScoringService:
         return docs, self.counter.count(queries, docs, passages)
 
     def _check_tokens(self, count: TokenCount, what: str, truncate: bool) -> None:
-        budget = self.config.max_batch_tokens
+        budget = self.config.max_request_tokens
         if count.tokens > budget:
             raise too_large(
                 "token_budget_exceeded",
                 f"the request needs {count.tokens} model-input tokens; this server's budget "
-                f"per request is {budget} (--max-batch-tokens): send fewer or shorter {what}",
+                f"per request is {budget} (--max-request-tokens): send fewer or shorter {what}",
             )
         if not truncate and count.truncated.any():
             first = int(np.argmax(count.truncated))

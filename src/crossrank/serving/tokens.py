@@ -76,7 +76,7 @@ class TokenCounter:
         spans, truncated = self._spans(
             q_enc=q_enc, d_enc=d_enc, q_of=q_of, d_of=d_of, room=room, passages=passages
         )
-        tokens = self.num_special * len(spans) + q_len[spans.owner] + spans.end - spans.start
+        tokens = self.num_special + q_len[spans.owner] + spans.end - spans.start
         return TokenCount(int(tokens.sum()), truncated)
 
     def cut(self, docs: Sequence[str], max_tokens: int) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from crossrank.errors import BackendUnavailableError
@@ -17,6 +18,8 @@ from crossrank.inference.backends.base import (
 from crossrank.inference.backends.onnx_backend import OnnxBackend
 from crossrank.inference.backends.torch_backend import TorchBackend
 from crossrank.models.cross_encoder import CrossEncoderModel
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "BACKEND_NAMES",
@@ -54,9 +57,10 @@ def build_backend(
             return OnnxBackend(
                 model, quantized=concrete == "onnx-int8", threads=threads, cache_dir=cache_dir
             )
-        except BackendUnavailableError:
+        except BackendUnavailableError as err:
             if name != "auto":
                 raise
+            logger.warning("ONNX backend unavailable (%s); auto falls back to exact torch", err)
             concrete = "torch"
     dtype = {"torch": "fp32", "torch-bf16": "bf16", "torch-fp16": "fp16"}[concrete]
     return TorchBackend(model, device=device, dtype=dtype, threads=threads)

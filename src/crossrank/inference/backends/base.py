@@ -113,8 +113,13 @@ def default_threads() -> int:
 
 
 def default_token_budget(device: str) -> int:
-    """Padded tokens per batch: large on GPU to fill it, smaller on CPU to stay in cache."""
-    return 8192 if torch.device(device).type == "cpu" else 65536
+    """Padded tokens per batch: 2048 on CPU, 65536 on GPU.
+
+    On CPU a batch's activations should stay in cache (2048 tokens x 1536 FFN units x 4 bytes
+    = 12 MB): measured on SciFact with MiniLM-L6, 2048 beat 8192 by 10-20% pairs/s at max
+    length 256 and 512. A GPU needs large batches to be busy.
+    """
+    return 2048 if torch.device(device).type == "cpu" else 65536
 
 
 def _bf16_supported(device: str) -> bool:

@@ -136,7 +136,9 @@ def _export_and_optimise(model: CrossEncoderModel, out: Path) -> dict[str, objec
     candidates: list[tuple[str, onnx.ModelProto]] = []
     plain = onnx.load(str(raw))
     if model.config.model_type in FUSABLE_MODEL_TYPES:
-        fused = _ort_fuse(plain, model)
+        unfused = onnx.ModelProto()
+        unfused.CopyFrom(plain)  # the optimiser rewrites its input in place
+        fused = _ort_fuse(unfused, model)
         rewritten = onnx.ModelProto()
         rewritten.CopyFrom(fused)
         if cls_only_last_layer(rewritten):

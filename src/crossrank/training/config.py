@@ -1,0 +1,353 @@
+"""Training recipes: frozen, validated dataclasses read from (and written back to) TOML.
+
+A recipe names the backbone, precision and seed, how dev evaluation and checkpoints run, and a
+list of *stages* trained one after the other (each with its own data source, groups, optimiser
+and schedule). Every value is checked when the recipe is loaded; an unknown key is an error
+naming the key and the file, so a typo never silently falls back to a default.
+
+Example:
+    >>> config = parse_config('''
+    ... schema_version = 1
+    ... [model]
+    ... backbone = "path/to/encoder"
+    ... [[stages]]
+    ... name = "qrels"
+    ... source = "train_qrels"
+    ... lr = 2e-5
+    ... ''', source="recipe.toml")
+    >>> config.stages[0].group_size, config.stages[0].losses[0].name
+    (8, 'softmax_ce')
+    >>> parse_config('[[stages]]\\nname = "s"\\nsource = "train_qrels"\\nlrr = 1', source="r.toml")
+    Traceback (most recent call last):
+    crossrank.errors.ConfigError: r.toml: unknown key 'stages[0].lrr' (known: ...)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from crossrank.errors import ConfigError, MissingDataError
+from crossrank.evaluation.metrics import parse_metrics
+from crossrank.training.config_io import coerce_table, dump_toml, to_plain
+from crossrank.training.losses import LossConfig
+
+__all__ = [
+    "NEGATIVE_SOURCES",
+    "PRECISIONS",
+    "SCHEDULES",
+    "SCHEMA_VERSION",
+    "SOURCES",
+    "DataConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "StageConfig",
+    "TrainConfig",
+    "load_config",
+    "parse_config",
+    "parse_size",
+]
+
+SCHEMA_VERSION = 1
+SOURCES = ("synthetic_title", "synthetic_sentence", "train_qrels")
+PRECISIONS = ("fp32", "bf16", "fp16")
+SCHEDULES = ("linear", "cosine", "constant")
+# Negative sources `crossrank train` can fill itself (dense/model runs are not wired yet).
+NEGATIVE_SOURCES = ("bm25", "random")
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)\s*$")
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+
+
+def parse_size(text: str, where: str = "size") -> int:
+    """Bytes of a size such as ``"15MB"`` (decimal units, as Hugging Face uses) or ``"1GiB"``.
+
+    >>> parse_size("15MB"), parse_size("2KiB")
+    (15000000, 2048)
+    """
+    match = _SIZE.match(text) if isinstance(text, str) else None
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(f"{where} must be a size such as '15MB' or '1GiB', got {text!r}")
+    return int(float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def _positive(where: str, value: float | None) -> None:
+    if value is not None and (isinstance(value, bool) or not value > 0):
+        raise ConfigError(f"{where} must be > 0, got {value!r}")
+
+
+def _non_negative(where: str, value: float) -> None:
+    if isinstance(value, bool) or not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{where} must be a finite number >= 0, got {value!r}")
+
+
+def _probability(where: str, value: float | None) -> None:
+    if value is not None and not (0.0 <= value < 1.0):
+        raise ConfigError(f"{where} must be in [0, 1), got {value!r}")
+
+
+def _choice(where: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ConfigError(f"{where} must be one of {options}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Backbone and its input/regularisation settings.
+
+    ``keep_layers`` prunes the encoder to the listed layers (e.g. ``[0, 2, 5]`` for a fast CPU
+    variant); ``hidden_dropout`` / ``attention_dropout`` override the checkpoint's values.
+    Queries are cut to ``max_query_length`` tokens, documents fill the rest of ``max_length``.
+    """
+
+    backbone: str = ""
+    max_length: int = 512
+    max_query_length: int = 64
+    keep_layers: tuple[int, ...] | None = None
+    hidden_dropout: float | None = None
+    attention_dropout: float | None = None
+
+    def __post_init__(self) -> None:
+        _positive("model.max_length", self.max_length)
+        _positive("model.max_query_length", self.max_query_length)
+        if self.max_query_length >= self.max_length:
+            raise ConfigError(
+                f"model.max_query_length ({self.max_query_length}) must be < "
+                f"model.max_length ({self.max_length})"
+            )
+        if self.keep_layers is not None:
+            layers = list(self.keep_layers)
+            if not layers or any(i < 0 for i in layers) or layers != sorted(set(layers)):
+                raise ConfigError(
+                    f"model.keep_layers must be distinct, increasing layer indices >= 0, "
+                    f"got {layers}"
+                )
+        _probability("model.hidden_dropout", self.hidden_dropout)
+        _probability("model.attention_dropout", self.attention_dropout)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """BEIR collection directory and the qrels splits to train and evaluate on.
+
+    An empty ``dev_split`` (``""``) turns dev evaluation off.
+    """
+
+    path: str = ""
+    train_split: str = "train"
+    dev_split: str = "dev"
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Dev evaluation: rerank each dev query's BM25 ``top_k`` and score ``metric``.
+
+    ``interpolation_weight`` is the model's weight when final.json also reports the z-score
+    interpolation of model and BM25 scores; ``min_delta`` is the improvement early stopping
+    needs to reset its patience.
+    """
+
+    metric: str = "nDCG@10"
+    top_k: int = 20
+    batch_size: int = 64
+    interpolation_weight: float = 0.5
+    min_delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        parse_metrics([self.metric])
+        _positive("eval.top_k", self.top_k)
+        _positive("eval.batch_size", self.batch_size)
+        if not 0.0 <= self.interpolation_weight <= 1.0:
+            raise ConfigError(
+                f"eval.interpolation_weight must be in [0, 1], got {self.interpolation_weight!r}"
+            )
+        _non_negative("eval.min_delta", self.min_delta)
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Checkpointing, logging and how the final weights are written.
+
+    ``final_weights`` = ``best`` keeps the weights of the best dev evaluation (the last
+    weights when there is no dev split); ``last`` always keeps the last weights.
+    """
+
+    checkpoint_every: int = 500
+    log_every: int = 10
+    max_shard_size: str = "15MB"
+    keep_checkpoints: bool = False
+    final_weights: str = "best"
+
+    def __post_init__(self) -> None:
+        _choice("output.final_weights", self.final_weights, ("best", "last"))
+        _positive("output.checkpoint_every", self.checkpoint_every)
+        _positive("output.log_every", self.log_every)
+        parse_size(self.max_shard_size, "output.max_shard_size")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One training stage: its data, groups, objective, optimiser and schedule.
+
+    Each group is one query with its positive first and ``group_size - 1`` negatives drawn
+    from ``negatives`` (weights per source, see NegativeMix) out of the top
+    ``negative_depth`` candidates. ``groups_per_step`` groups make one optimiser step (split
+    over ``grad_accum`` micro-batches and over the data-parallel ranks). The stage runs
+    ``epochs`` passes, cut at ``max_steps`` when given. ``eval_every`` = 0 evaluates only at
+    the stage end; ``patience`` = 0 disables early stopping. ``clip`` = 0 disables clipping;
+    ``llrd`` < 1 scales each lower layer's learning rate by that factor per layer.
+    """
+
+    name: str
+    source: str
+    group_size: int = 8
+    negatives: Mapping[str, float] = field(default_factory=lambda: {"bm25": 1.0})
+    negative_depth: int = 30
+    max_groups: int | None = None
+    groups_per_step: int = 8
+    grad_accum: int = 1
+    lr: float = 2e-5
+    epochs: int = 1
+    max_steps: int | None = None
+    losses: tuple[LossConfig, ...] = (LossConfig("softmax_ce"),)
+    warmup_ratio: float = 0.1
+    schedule: str = "linear"
+    weight_decay: float = 0.01
+    llrd: float = 1.0
+    clip: float = 1.0
+    eval_every: int = 0
+    patience: int = 0
+
+    def __post_init__(self) -> None:
+        where = f"stage {self.name!r}"
+        if not self.name:
+            raise ConfigError("every stage needs a non-empty name")
+        _choice(f"{where}: source", self.source, SOURCES)
+        if self.group_size < 2:
+            raise ConfigError(f"{where}: group_size must be >= 2, got {self.group_size}")
+        self._check_negatives(where)
+        for name in ("negative_depth", "max_groups", "groups_per_step", "grad_accum", "lr"):
+            _positive(f"{where}: {name}", getattr(self, name))
+        _positive(f"{where}: epochs", self.epochs)
+        _positive(f"{where}: max_steps", self.max_steps)
+        if self.groups_per_step % self.grad_accum:
+            raise ConfigError(
+                f"{where}: groups_per_step ({self.groups_per_step}) must be divisible by "
+                f"grad_accum ({self.grad_accum})"
+            )
+        if not self.losses:
+            raise ConfigError(f"{where}: losses must name at least one loss")
+        _probability(f"{where}: warmup_ratio", self.warmup_ratio)
+        _choice(f"{where}: schedule", self.schedule, SCHEDULES)
+        for name in ("weight_decay", "clip", "eval_every", "patience"):
+            _non_negative(f"{where}: {name}", getattr(self, name))
+        if not 0.0 < self.llrd <= 1.0:
+            raise ConfigError(f"{where}: llrd must be in (0, 1], got {self.llrd!r}")
+
+    def _check_negatives(self, where: str) -> None:
+        unknown = sorted(set(self.negatives) - set(NEGATIVE_SOURCES))
+        if unknown:
+            raise ConfigError(
+                f"{where}: negatives has unsupported sources {unknown}; use {NEGATIVE_SOURCES}"
+            )
+        for source, weight in self.negatives.items():
+            _non_negative(f"{where}: negatives.{source}", weight)
+        if not any(w > 0 for w in self.negatives.values()):
+            raise ConfigError(f"{where}: negatives needs a source with weight > 0")
+        object.__setattr__(self, "negatives", MappingProxyType(dict(self.negatives)))
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.source, tuple(sorted(self.negatives.items()))))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A whole training run: global settings plus the stages, in order.
+
+    ``device`` is ``auto`` (CUDA when available), ``cpu`` or ``cuda``. ``deterministic``
+    turns on torch's deterministic algorithms (bit-exact resume on CPU); ``threads`` sets
+    torch's CPU thread count.
+    """
+
+    stages: tuple[StageConfig, ...]
+    schema_version: int = SCHEMA_VERSION
+    seed: int = 42
+    precision: str = "fp32"
+    device: str = "auto"
+    deterministic: bool = False
+    threads: int | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ConfigError(
+                f"schema_version {self.schema_version!r} is not supported "
+                f"(this crossrank reads version {SCHEMA_VERSION})"
+            )
+        if not self.stages:
+            raise ConfigError("a recipe needs at least one [[stages]] table")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"stage names must be unique, got {names}")
+        if isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("device", self.device, ("auto", "cpu", "cuda"))
+        _positive("threads", self.threads)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with top-level fields changed (nested sections: pass a new dataclass)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (None values left out, as TOML has no null)."""
+        return to_plain(self)
+
+    def to_toml(self) -> str:
+        """The recipe as TOML text; :func:`parse_config` reads it back unchanged."""
+        return dump_toml(self.to_dict())
+
+
+def parse_config(text: str, *, source: str = "<string>") -> TrainConfig:
+    """Parse and validate a TOML recipe; errors are ConfigError prefixed with ``source``."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source}: invalid TOML: {err}") from err
+    try:
+        return coerce_table(TrainConfig, table, "", _SPECIAL_FIELDS)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from err
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a recipe file (see :func:`parse_config`)."""
+    file = Path(path)
+    if not file.is_file():
+        raise MissingDataError(f"recipe {file} not found")
+    return parse_config(file.read_text(encoding="utf-8"), source=str(file))
+
+
+def _parse_losses(value: Any, where: str) -> tuple[LossConfig, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f'{where} must be a list of tables like {{ name = "softmax_ce" }}')
+    try:
+        return tuple(LossConfig.from_dict(v) for v in value)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from err
+
+
+# Fields whose TOML form needs more than type coercion.
+_SPECIAL_FIELDS = MappingProxyType({(StageConfig, "losses"): _parse_losses})

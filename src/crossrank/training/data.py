@@ -1,0 +1,233 @@
+"""Training groups (one query, its positive first, then negatives) and their batch order.
+
+A :class:`GroupSet` stores groups column-wise: a query text per group, a table of unique
+document texts, and ``members`` / ``labels`` matrices of shape ``(n_groups, group_size)``
+(``-1`` marks a missing member when a query ran short of negatives). Builders make groups
+from judged train queries or from synthetic queries (corpus titles, sentences), with
+negatives from :func:`~crossrank.training.negatives.sample_negatives`.
+
+:func:`epoch_batches` gives the length-bucketed batch order of an epoch as a pure function of
+``(seed, stage, epoch)``, which is what makes exact resume possible.
+
+Example:
+    >>> groups = GroupSet.build(["q1", "q2"], [["d1", "d2"], ["d3", "d1"]], [[1, 0], [1, 0]])
+    >>> groups.members.tolist()
+    [[0, 1], [2, 0]]
+    >>> q, d, rows, cols = groups.pairs(np.array([1]))
+    >>> list(q), list(d), rows.tolist(), cols.tolist()
+    (['q2', 'q2'], ['d3', 'd1'], [0, 0], [0, 1])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from crossrank.data.types import Document, Qrels, Query, Run
+from crossrank.errors import ConfigError, require_positive
+from crossrank.training.augmentation import sentence_queries, title_queries
+from crossrank.training.config import StageConfig
+from crossrank.training.negatives import NegativeMix, sample_negatives
+from crossrank.training.negatives.sampling import NegativeSample
+
+__all__ = ["GroupSet", "build_stage_groups", "epoch_batches", "split_micro_batches"]
+
+# Batches are formed inside pools of this many batches: long enough to sort by length,
+# short enough that every part of the shuffled data still mixes across the epoch.
+POOL_BATCHES = 50
+
+
+@dataclass(frozen=True)
+class GroupSet:
+    """Training groups stored column-wise (see the module docstring)."""
+
+    queries: np.ndarray  # (n,) object: query text of each group
+    texts: np.ndarray  # (t,) object: unique document texts
+    members: np.ndarray  # (n, group_size) int64 index into texts, -1 = no member
+    labels: np.ndarray  # (n, group_size) float32 relevance, 0 for negatives and gaps
+
+    @classmethod
+    def build(
+        cls,
+        queries: Sequence[str],
+        docs: Sequence[Sequence[str]],
+        labels: Sequence[Sequence[float]],
+        group_size: int | None = None,
+    ) -> GroupSet:
+        """Groups from parallel lists; shorter groups are padded to ``group_size``."""
+        if not (len(queries) == len(docs) == len(labels)):
+            raise ConfigError("queries, docs and labels must have one entry per group")
+        width = group_size or max((len(d) for d in docs), default=1)
+        table: dict[str, int] = {}
+        members = np.full((len(queries), width), -1, dtype=np.int64)
+        grades = np.zeros((len(queries), width), dtype=np.float32)
+        for i, (group, values) in enumerate(zip(docs, labels, strict=True)):
+            if len(group) != len(values) or len(group) > width:
+                raise ConfigError(f"group {i}: {len(group)} docs, {len(values)} labels")
+            members[i, : len(group)] = [table.setdefault(text, len(table)) for text in group]
+            grades[i, : len(group)] = values
+        return cls(_objects(queries), _objects(list(table)), members, grades)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    @property
+    def group_size(self) -> int:
+        return int(self.members.shape[1])
+
+    def pairs(self, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Query texts, doc texts, and (row, column) in the group matrix of every real pair."""
+        members = self.members[groups]
+        rows, cols = np.nonzero(members >= 0)
+        return self.queries[groups][rows], self.texts[members[rows, cols]], rows, cols
+
+    def mask(self, groups: np.ndarray) -> np.ndarray:
+        return self.members[groups] >= 0
+
+    def num_pairs(self) -> int:
+        return int((self.members >= 0).sum())
+
+
+def _objects(texts: Sequence[str]) -> np.ndarray:
+    out = np.empty(len(texts), dtype=object)
+    out[:] = list(texts)
+    return out
+
+
+RetrieveFn = Callable[[Mapping[str, str], int], Run]
+Positive = tuple[str, str, str, float]  # (query id, positive doc id, positive text, grade)
+
+
+def build_stage_groups(
+    stage: StageConfig,
+    *,
+    corpus: Mapping[str, Document],
+    queries: Mapping[str, Query],
+    qrels: Qrels,
+    retrieve: RetrieveFn,
+    seed: int,
+) -> GroupSet:
+    """The groups of one stage, a pure function of the data, the stage config and ``seed``.
+
+    ``train_qrels``: one group per (query, judged-relevant document) of ``qrels``, texts are
+    title + abstract. ``synthetic_*``: one group per usable corpus document, texts are
+    abstracts only (a title copied into negatives only would be a shortcut). ``retrieve(texts,
+    depth)`` returns first-stage candidates; it is called only for BM25 negatives.
+    """
+    rng = np.random.default_rng([seed, 1])
+    if stage.source == "train_qrels":
+        texts = {qid: queries[qid].text for qid in sorted(qrels) if qid in queries}
+        positives = _judged_positives(qrels, corpus, texts)
+        doc_text = {doc_id: doc.full_text for doc_id, doc in corpus.items()}
+    else:
+        docs = sorted(corpus.values(), key=lambda d: d.doc_id)
+        if stage.source == "synthetic_title":
+            pairs = title_queries(docs)
+        else:
+            pairs = sentence_queries(docs, rng)
+        texts = {f"{p.kind}:{p.doc_id}": p.query for p in pairs}
+        positives = [(f"{p.kind}:{p.doc_id}", p.doc_id, p.positive, 1.0) for p in pairs]
+        doc_text = {doc_id: doc.text for doc_id, doc in corpus.items()}
+    positives = _cap(positives, stage.max_groups, rng)
+    used = {qid for qid, _, _, _ in positives}
+    if stage.source == "train_qrels":
+        judged = {qid: qrels[qid] for qid in sorted(used)}
+    else:
+        judged = {qid: {doc_id: 1} for qid, doc_id, _, _ in positives}
+    sample = _negatives(
+        stage, judged, texts=texts, retrieve=retrieve, corpus_ids=sorted(corpus), seed=seed
+    )
+    return GroupSet.build(
+        [texts[qid] for qid, _, _, _ in positives],
+        [[text, *(doc_text[n] for n in sample.negatives[qid])] for qid, _, text, _ in positives],
+        [[grade] + [0.0] * len(sample.negatives[qid]) for qid, _, _, grade in positives],
+        stage.group_size,
+    )
+
+
+def _judged_positives(
+    qrels: Qrels, corpus: Mapping[str, Document], texts: Mapping[str, str]
+) -> list[Positive]:
+    """One entry per (query, judged-relevant document in the corpus)."""
+    return [
+        (qid, doc_id, corpus[doc_id].full_text, float(grade))
+        for qid in texts
+        for doc_id, grade in sorted(qrels[qid].items())
+        if grade > 0 and doc_id in corpus
+    ]
+
+
+def _cap(positives: list[Positive], limit: int | None, rng: np.random.Generator) -> list[Positive]:
+    """A seeded random subset of ``limit`` entries, kept in their original order."""
+    if limit is None or limit >= len(positives):
+        return positives
+    keep = np.sort(rng.choice(len(positives), size=limit, replace=False))
+    return [positives[i] for i in keep.tolist()]
+
+
+def _negatives(
+    stage: StageConfig,
+    judged: Qrels,
+    *,
+    texts: Mapping[str, str],
+    retrieve: RetrieveFn,
+    corpus_ids: list[str],
+    seed: int,
+) -> NegativeSample:
+    runs: dict[str, Run] = {}
+    if stage.negatives.get("bm25", 0.0) > 0:
+        runs["bm25"] = retrieve({qid: texts[qid] for qid in judged}, stage.negative_depth)
+    return sample_negatives(
+        judged,
+        stage.group_size - 1,
+        NegativeMix(**stage.negatives),
+        runs=runs,
+        corpus_ids=corpus_ids if stage.negatives.get("random", 0.0) > 0 else (),
+        depth=stage.negative_depth,
+        seed=seed,
+    )
+
+
+def epoch_batches(
+    lengths: np.ndarray, batch_size: int, *, seed: int, stage: int, epoch: int
+) -> list[np.ndarray]:
+    """Length-bucketed batches of group indices for one epoch (a pure function of its args).
+
+    Groups are shuffled, cut into pools of ``POOL_BATCHES`` batches, sorted by length inside
+    each pool and cut into batches, and the batches are shuffled. The last incomplete batch
+    is dropped, so every batch has exactly ``batch_size`` groups.
+
+    >>> [b.tolist() for b in epoch_batches(np.array([5, 1, 4, 2]), 2, seed=0, stage=0, epoch=0)]
+    [[3, 1], [0, 2]]
+    """
+    require_positive("batch_size", batch_size)
+    rng = np.random.default_rng([seed, stage, epoch])
+    order = rng.permutation(len(lengths))
+    pool = POOL_BATCHES * batch_size
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), pool):
+        chunk = order[start : start + pool]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        full = len(chunk) // batch_size * batch_size
+        batches.extend(np.split(chunk[:full], full // batch_size) if full else [])
+    return [batches[i] for i in rng.permutation(len(batches)).tolist()]
+
+
+def split_micro_batches(
+    batch: np.ndarray, *, world_size: int, rank: int, grad_accum: int
+) -> list[np.ndarray]:
+    """This rank's ``grad_accum`` micro-batches of a global batch (contiguous slices).
+
+    >>> [m.tolist() for m in split_micro_batches(np.arange(8), world_size=2, rank=1, grad_accum=2)]
+    [[4, 5], [6, 7]]
+    """
+    parts = world_size * grad_accum
+    if len(batch) % parts:
+        raise ConfigError(
+            f"a batch of {len(batch)} groups cannot be split over {world_size} rank(s) x "
+            f"{grad_accum} accumulation step(s); make groups_per_step divisible by {parts}"
+        )
+    chunks = np.split(batch, parts)
+    return chunks[rank * grad_accum : (rank + 1) * grad_accum]

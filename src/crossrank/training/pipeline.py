@@ -1,0 +1,191 @@
+"""``train(config)``: data, negatives, model and dev set from a recipe, then the trainer.
+
+This is what ``crossrank train`` runs. Every rank builds the same groups (they are a pure
+function of the data, the recipe and its seed), so nothing but gradients, a few scalars and
+RNG states ever crosses processes.
+
+Output directory (written by rank 0):
+
+* ``config.toml``: the resolved recipe (CLI overrides applied);
+* ``metrics.jsonl``: loss, learning rate and pairs/s every ``log_every`` steps, and every dev
+  evaluation;
+* ``final.json``: the dev numbers of the selected weights and a run summary;
+* the weights in the plain Hugging Face layout (``config.json``, safetensors shards of at most
+  ``output.max_shard_size`` each unless a single tensor is larger, tokenizer files);
+* ``checkpoints/`` while training (removed at the end unless ``keep_checkpoints``).
+
+Example:
+    >>> result = train(load_config("configs/scifact-cpu.toml").replace(  # doctest: +SKIP
+    ...     data=DataConfig("../shared/data/scifact")), out_dir=Path("runs/cpu"))
+    >>> result.summary["dev"]["model"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from crossrank.data.atomic import atomic_write
+from crossrank.data.beir import load_collection, load_queries, read_qrels_tsv
+from crossrank.data.types import Collection, Run
+from crossrank.errors import ConfigError, MissingDataError
+from crossrank.models.cross_encoder import CrossEncoderModel
+from crossrank.retrieval.bm25 import BM25Retriever
+from crossrank.retrieval.encoder import resolve_model_path
+from crossrank.training.config import ModelConfig, StageConfig, TrainConfig
+from crossrank.training.data import GroupSet, build_stage_groups
+from crossrank.training.dev import DevEvaluator, DevSet
+from crossrank.training.distributed import (
+    DistContext,
+    init_distributed,
+    seed_everything,
+    set_determinism,
+    shutdown_distributed,
+)
+from crossrank.training.outputs import CHECKPOINT_DIR, CONFIG_FILE, FINAL_FILE
+from crossrank.training.trainable import (
+    CrossEncoderTrainable,
+    TrainableModel,
+    prune_layers,
+    set_dropout,
+)
+from crossrank.training.trainer import StageEvent, StagePlan, Trainer, TrainResult
+
+__all__ = ["build_cross_encoder", "make_plan", "plan_stages", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    out_dir: str | Path,
+    resume: bool = False,
+    quiet: bool = False,
+    callbacks: Sequence[Callable[[StageEvent], None]] = (),
+) -> TrainResult:
+    """Run a recipe end to end (under ``torchrun`` as one rank of a data-parallel job).
+
+    ``resume`` continues from ``out_dir/checkpoints/last`` when it exists (and starts fresh
+    otherwise); without it, an ``out_dir`` that already holds a run is an error.
+    """
+    out = Path(out_dir)
+    _check_inputs(config, out, resume)
+    ctx = init_distributed(config.device)
+    trainer = None
+    try:
+        set_determinism(config.deterministic, config.threads)
+        seed_everything(config.seed + ctx.rank)  # dropout differs across ranks, data does not
+        if ctx.is_main:
+            with atomic_write(out / CONFIG_FILE) as fh:
+                fh.write(config.to_toml())
+        collection = load_collection(config.data.path, config.data.train_split)
+        bm25 = BM25Retriever.build(collection.corpus)
+        model = build_cross_encoder(config.model, seed=config.seed, device_type=ctx.device.type)
+        plans = plan_stages(config, model, collection, bm25.retrieve)
+        evaluator = _dev_evaluator(config, collection, bm25, ctx)
+        trainer = Trainer(
+            model,
+            plans,
+            config,
+            out_dir=out,
+            ctx=ctx,
+            evaluator=evaluator,
+            callbacks=callbacks,
+            quiet=quiet,
+        )
+        return trainer.fit(resume=resume)
+    finally:
+        if trainer is not None:
+            trainer.close()  # before the process group goes (see Trainer.close)
+        shutdown_distributed()
+
+
+def _check_inputs(config: TrainConfig, out: Path, resume: bool) -> None:
+    if not config.model.backbone:
+        raise ConfigError("no backbone: set model.backbone in the recipe or pass --backbone")
+    if not config.data.path:
+        raise ConfigError("no data: set data.path in the recipe or pass --data")
+    if (out / FINAL_FILE).exists():
+        raise ConfigError(f"{out} already holds a finished run ({FINAL_FILE}); choose a new --out")
+    if not resume and (out / CHECKPOINT_DIR).exists():
+        raise ConfigError(
+            f"{out} holds checkpoints of an unfinished run; pass --resume to continue it "
+            "or choose a new --out"
+        )
+
+
+def build_cross_encoder(
+    config: ModelConfig, *, seed: int, device_type: str = "cpu"
+) -> CrossEncoderTrainable:
+    """Load the backbone (fresh 1-logit head for a plain encoder), prune, set dropout."""
+    model = CrossEncoderModel.from_pretrained(resolve_model_path(config.backbone), seed=seed)
+    if config.keep_layers is not None:
+        prune_layers(model.module, config.keep_layers)
+    set_dropout(model.module, hidden=config.hidden_dropout, attention=config.attention_dropout)
+    return CrossEncoderTrainable(
+        model,
+        max_length=config.max_length,
+        max_query_length=config.max_query_length,
+        pad_multiple=8 if device_type == "cuda" else 1,
+    )
+
+
+def plan_stages(
+    config: TrainConfig,
+    model: CrossEncoderTrainable,
+    collection: Collection,
+    retrieve: Callable[[dict[str, str], int], Run],
+) -> list[StagePlan]:
+    """Groups and group lengths of every stage (stage ``i`` samples with ``seed + i``)."""
+    plans = []
+    for index, stage in enumerate(config.stages):
+        groups = build_stage_groups(
+            stage,
+            corpus=collection.corpus,
+            queries=collection.queries,
+            qrels=collection.qrels,
+            retrieve=retrieve,
+            seed=config.seed + index,
+        )
+        plans.append(make_plan(stage, groups, model))
+    return plans
+
+
+def make_plan(stage: StageConfig, groups: GroupSet, model: TrainableModel) -> StagePlan:
+    """A stage's plan: its groups and each group's longest pair (tokens) for bucketing."""
+    if len(groups) == 0:
+        raise ConfigError(f"stage {stage.name!r} ({stage.source}) produced no groups")
+    queries, docs, rows, _ = groups.pairs(np.arange(len(groups)))
+    lengths = np.zeros(len(groups), dtype=np.int64)
+    np.maximum.at(lengths, rows, model.pair_lengths(queries, docs))
+    logger.info(
+        "stage %s: %d groups of <= %d (%d pairs)",
+        stage.name,
+        len(groups),
+        groups.group_size,
+        groups.num_pairs(),
+    )
+    return StagePlan(stage, groups, lengths)
+
+
+def _dev_evaluator(
+    config: TrainConfig, collection: Collection, bm25: BM25Retriever, ctx: DistContext
+) -> DevEvaluator | None:
+    split = config.data.dev_split
+    if not split:
+        return None
+    root = Path(config.data.path)
+    qrels_path = root / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        raise MissingDataError(f"{qrels_path}: no qrels for dev split {split!r}")
+    qrels = read_qrels_tsv(qrels_path)
+    queries = load_queries(root / "queries.jsonl")
+    texts = {qid: queries[qid].text for qid in qrels if qid in queries}
+    run = bm25.retrieve(texts, config.eval.top_k)
+    docs = {doc_id: doc.full_text for doc_id, doc in collection.corpus.items()}
+    devset = DevSet.build(texts, docs, run, qrels, top_k=config.eval.top_k)
+    return DevEvaluator(devset, config.eval, ctx.device, config.precision)

@@ -1,0 +1,397 @@
+"""The training loop: staged group training with exact resume and data parallelism.
+
+Each stage gets a fresh AdamW (weight decay, layer-wise LR decay) and a warmup-then-decay
+schedule; each step takes ``groups_per_step`` groups (length-bucketed, see
+:func:`~crossrank.training.data.epoch_batches`), splits them over the ranks and the
+gradient-accumulation micro-batches, runs the model under autocast, scores the groups with
+the stage's losses, clips and steps. Rank 0 logs, evaluates on dev and checkpoints.
+
+Resume is exact: the batch order is a pure function of (seed, stage, epoch), and a checkpoint
+holds the weights, optimiser, schedule, scaler, the position in the epoch and every rank's
+RNG states, so a resumed run takes the same steps with the same dropout masks.
+
+Final weights are those of the best dev evaluation (``eval.metric`` of the model alone), or
+the last weights when no dev split is given.
+
+Example:
+    >>> trainer = Trainer(model, plans, config, out_dir=out, ctx=DistContext.single("cpu"))  # doctest: +SKIP
+    >>> result = trainer.fit(resume=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import math
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from crossrank.errors import ConfigError, DataFormatError
+from crossrank.training.checkpoint import (
+    Checkpoint,
+    capture_rng,
+    read_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    save_weights,
+)
+from crossrank.training.config import TrainConfig
+from crossrank.training.data import epoch_batches, split_micro_batches
+from crossrank.training.dev import DevEvaluator
+from crossrank.training.distributed import DistContext, autocast
+from crossrank.training.losses import CombinedLoss, LossBatch, build_loss
+from crossrank.training.outputs import CHECKPOINT_DIR, weight_files, write_final, write_metrics
+from crossrank.training.schedule import build_optimizer, build_scheduler
+from crossrank.training.state import StageEvent, StagePlan, TrainResult, TrainState
+
+__all__ = ["StageEvent", "StagePlan", "TrainResult", "TrainState", "Trainer"]
+
+
+@dataclass
+class _Session:
+    """The optimiser side of one stage."""
+
+    index: int
+    plan: StagePlan
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    loss: CombinedLoss
+
+
+@dataclass
+class _Window:
+    """Accumulates steps between two log lines."""
+
+    loss: Tensor | float = 0.0
+    steps: int = 0
+    pairs: int = 0
+    seconds: float = 0.0
+
+
+class Trainer:
+    """Runs the stages of a recipe on one model (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        plans: Sequence[StagePlan],
+        config: TrainConfig,
+        *,
+        out_dir: Path,
+        ctx: DistContext,
+        evaluator: DevEvaluator | None = None,
+        callbacks: Sequence[Callable[[StageEvent], None]] = (),
+        quiet: bool = False,
+    ) -> None:
+        for plan in plans:
+            if plan.total_steps < 1:
+                raise ConfigError(
+                    f"stage {plan.config.name!r}: {len(plan.groups)} groups make no step of "
+                    f"{plan.config.groups_per_step} groups"
+                )
+        self.model = model.to(ctx.device)
+        self.wrapped = self._wrap(model, ctx)
+        self.plans = list(plans)
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.ctx = ctx
+        self.evaluator = evaluator
+        self.callbacks = tuple(callbacks)
+        self.quiet = quiet
+        self._window = _Window()
+
+    def close(self) -> None:
+        """Drop the DDP wrapper; call before the process group is destroyed.
+
+        Its C++ reducer holds a reference to the process group, and pybind11 frees it with
+        the GIL held: if that were the group's last reference, gloo's destructor would wait
+        for worker threads that need the GIL, and the process would hang at exit.
+        """
+        self.wrapped = self.model
+        gc.collect()
+
+    @staticmethod
+    def _wrap(model: nn.Module, ctx: DistContext) -> nn.Module:
+        if not ctx.distributed:
+            return model
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out_dir / CHECKPOINT_DIR / "last"
+
+    @property
+    def best_dir(self) -> Path:
+        return self.out_dir / CHECKPOINT_DIR / "best"
+
+    def fit(self, *, resume: bool = False) -> TrainResult:
+        """Train every remaining stage, then write the final weights and summary (rank 0)."""
+        state, checkpoint = self._initial_state(resume)
+        total = sum(plan.total_steps for plan in self.plans)
+        bar = tqdm(
+            total=total,
+            initial=state.global_step,
+            desc="train",
+            disable=self.quiet or not self.ctx.is_main,
+            dynamic_ncols=True,
+        )
+        for index in range(state.stage, len(self.plans)):
+            session = self._open_stage(index)
+            if checkpoint is not None:
+                if state.stage_step > 0:
+                    checkpoint.load_training(session.optimizer, session.scheduler, session.scaler)
+                restore_rng(checkpoint.rng(self.ctx.rank, self.ctx.world_size))
+                checkpoint = None
+            self._run_stage(session, state, bar)
+            state.next_stage()
+        bar.close()
+        return self._finish(state)
+
+    def _initial_state(self, resume: bool) -> tuple[TrainState, Checkpoint | None]:
+        if not resume or not self.checkpoint_dir.is_dir():
+            return TrainState(), None
+        checkpoint = read_checkpoint(self.checkpoint_dir)
+        if checkpoint.state.get("recipe") != _recipe_fingerprint(self.config):
+            raise ConfigError(
+                f"{self.checkpoint_dir} was written with a different recipe; resume with the "
+                "same config (see its state.json) or train into a new --out directory"
+            )
+        names = {f.name for f in dataclasses.fields(TrainState)}
+        state = TrainState(**{k: v for k, v in checkpoint.state.items() if k in names})
+        checkpoint.load_model(self.model)
+        return state, checkpoint
+
+    def _open_stage(self, index: int) -> _Session:
+        plan = self.plans[index]
+        stage = plan.config
+        optimizer = build_optimizer(
+            self.model,
+            lr=stage.lr,
+            weight_decay=stage.weight_decay,
+            llrd=stage.llrd,
+            fused=self.ctx.device.type == "cuda",
+        )
+        scheduler = build_scheduler(
+            optimizer,
+            total_steps=plan.total_steps,
+            warmup_ratio=stage.warmup_ratio,
+            kind=stage.schedule,
+        )
+        scaler = torch.amp.GradScaler(self.ctx.device.type, enabled=self.config.precision == "fp16")
+        return _Session(index, plan, optimizer, scheduler, scaler, build_loss(stage.losses))
+
+    def _run_stage(self, session: _Session, state: TrainState, bar: tqdm) -> None:
+        plan = session.plan
+        while state.stage_step < plan.total_steps:
+            batches = epoch_batches(
+                plan.lengths,
+                plan.config.groups_per_step,
+                seed=self.config.seed,
+                stage=session.index,
+                epoch=state.epoch,
+            )
+            while state.batch < len(batches) and state.stage_step < plan.total_steps:
+                self._step(session, batches[state.batch])
+                state.batch += 1
+                state.stage_step += 1
+                state.global_step += 1
+                bar.update(1)
+                if self._after_step(session, state, bar):
+                    state.stopped_early.append(plan.config.name)
+                    return
+            if state.batch >= len(batches):
+                state.epoch, state.batch = state.epoch + 1, 0
+        if self.evaluator is not None and state.last_eval_step != state.global_step:
+            self._evaluate(session, state)
+
+    def _step(self, session: _Session, batch: np.ndarray) -> None:
+        """One optimiser step over this rank's micro-batches of a global batch."""
+        started = time.perf_counter()
+        stage = session.plan.config
+        micro = split_micro_batches(
+            batch, world_size=self.ctx.world_size, rank=self.ctx.rank, grad_accum=stage.grad_accum
+        )
+        self.wrapped.train()
+        session.optimizer.zero_grad(set_to_none=True)
+        for i, groups in enumerate(micro):
+            accumulating = self.ctx.distributed and i < len(micro) - 1
+            # DDP all-reduces gradients only on the last micro-batch of the step.
+            sync = self.wrapped.no_sync() if accumulating else contextlib.nullcontext()
+            with sync:
+                loss, pairs = self._micro_loss(session, groups)
+                session.scaler.scale(loss / len(micro)).backward()
+            self._window.loss = self._window.loss + loss.detach() / len(micro)
+            self._window.pairs += pairs
+        session.scaler.unscale_(session.optimizer)
+        if stage.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), stage.clip)
+        session.scaler.step(session.optimizer)
+        session.scaler.update()
+        session.scheduler.step()
+        self._window.steps += 1
+        self._window.seconds += time.perf_counter() - started
+
+    def _micro_loss(self, session: _Session, groups: np.ndarray) -> tuple[Tensor, int]:
+        """Loss of one micro-batch of groups and its number of (query, doc) pairs."""
+        data = session.plan.groups
+        device = self.ctx.device
+        queries, docs, rows, cols = data.pairs(groups)
+        inputs = {
+            k: v.to(device, non_blocking=True) for k, v in self.model.collate(queries, docs).items()
+        }
+        with autocast(device, self.config.precision):
+            flat = self.wrapped(**inputs)
+        index = (torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device))
+        logits = torch.zeros((len(groups), data.group_size), device=device).index_put(
+            index, flat.float()
+        )
+        batch = LossBatch(
+            logits,
+            labels=torch.from_numpy(data.labels[groups]).to(device),
+            mask=torch.from_numpy(data.mask(groups)).to(device),
+        )
+        return session.loss(batch), len(rows)
+
+    def _after_step(self, session: _Session, state: TrainState, bar: tqdm) -> bool:
+        """Log, evaluate, checkpoint and call back; True when early stopping ends the stage."""
+        output = self.config.output
+        stage = session.plan.config
+        stage_end = state.stage_step == session.plan.total_steps
+        if state.global_step % output.log_every == 0 or stage_end:
+            self._log(session, state, bar)
+        stop = False
+        if (
+            self.evaluator is not None
+            and stage.eval_every
+            and state.stage_step % stage.eval_every == 0
+        ):
+            stop = self._evaluate(session, state)
+        if state.global_step % output.checkpoint_every == 0 and not stage_end:
+            if self._window.steps:
+                self._log(session, state, bar)  # the saved state then counts every step
+            self._checkpoint(session, state)
+        event = StageEvent(stage.name, state.stage_step, state.global_step)
+        for callback in self.callbacks:
+            callback(event)
+        return stop
+
+    def _log(self, session: _Session, state: TrainState, bar: tqdm) -> None:
+        window, self._window = self._window, _Window()
+        steps = max(window.steps, 1)
+        loss = self.ctx.mean(float(window.loss) / steps)
+        pairs = round(self.ctx.mean(window.pairs) * self.ctx.world_size)
+        state.pairs += pairs
+        state.train_seconds += window.seconds
+        entry = {
+            "event": "train",
+            "stage": session.plan.config.name,
+            "step": state.global_step,
+            "epoch": state.epoch,
+            "loss": loss,
+            "lr": max(session.scheduler.get_last_lr()),
+            "pairs_per_s": pairs / window.seconds if window.seconds > 0 else 0.0,
+        }
+        state.history.append(entry)
+        if self.ctx.is_main:
+            bar.set_postfix(
+                loss=f"{loss:.4f}", lr=f"{entry['lr']:.2e}", pairs_s=f"{entry['pairs_per_s']:.1f}"
+            )
+            write_metrics(self.out_dir, state.history)
+
+    def _evaluate(self, session: _Session, state: TrainState) -> bool:
+        """Dev evaluation on rank 0; returns the (broadcast) early-stopping decision."""
+        state.last_eval_step = state.global_step
+        stop = False
+        if self.ctx.is_main and self.evaluator is not None:
+            scores = self.evaluator(self.model)
+            entry = {"event": "eval", "stage": session.plan.config.name, "step": state.global_step}
+            state.history.append({**entry, **scores.to_dict()})
+            best = state.best["model"] if state.best else -math.inf
+            if scores.model > best + self.config.eval.min_delta:
+                state.best = {**entry, **scores.to_dict()}
+                state.bad_evals = 0
+                save_weights(self.best_dir, self.model, state.best)
+            else:
+                state.bad_evals += 1
+            patience = session.plan.config.patience
+            stop = patience > 0 and state.bad_evals >= patience
+            write_metrics(self.out_dir, state.history)
+        return self.ctx.broadcast_flag(stop)
+
+    def _checkpoint(self, session: _Session, state: TrainState) -> None:
+        rng = self.ctx.gather(capture_rng())
+        if self.ctx.is_main:
+            save_checkpoint(
+                self.checkpoint_dir,
+                module=self.model,
+                optimizer=session.optimizer,
+                scheduler=session.scheduler,
+                scaler=session.scaler,
+                state={**dataclasses.asdict(state), "recipe": _recipe_fingerprint(self.config)},
+                rng=rng,
+            )
+        self.ctx.barrier()
+
+    def _finish(self, state: TrainState) -> TrainResult:
+        """Select the final weights (best dev or last), save them and the run summary."""
+        # Only rank 0 evaluates, so only its state knows whether a best checkpoint exists.
+        use_best = self.ctx.broadcast_flag(
+            self.config.output.final_weights == "best" and state.best is not None
+        )
+        if use_best:
+            if self.ctx.is_main:
+                best = read_checkpoint(self.best_dir)
+                if best.state.get("step") != state.best["step"]:
+                    raise DataFormatError(
+                        self.best_dir,
+                        None,
+                        f"holds step {best.state.get('step')}, the run's "
+                        f"best is step {state.best['step']}",
+                    )
+                best.load_model(self.model)
+            self.ctx.broadcast_module(self.model)
+        summary = self._summary(state, use_best)
+        if self.ctx.is_main:
+            self.model.save_pretrained(
+                self.out_dir, max_shard_size=self.config.output.max_shard_size
+            )
+            summary["weight_files"] = weight_files(self.out_dir)
+            write_metrics(self.out_dir, state.history)
+            write_final(self.out_dir, summary)
+            if not self.config.output.keep_checkpoints:
+                shutil.rmtree(self.out_dir / CHECKPOINT_DIR, ignore_errors=True)
+        self.ctx.barrier()
+        return TrainResult(self.out_dir, summary, state, self.model)
+
+    def _summary(self, state: TrainState, use_best: bool) -> dict[str, Any]:
+        evals = [e for e in state.history if e["event"] == "eval"]
+        return {
+            "schema_version": 1,
+            "weights": "best_dev" if use_best else "last",
+            "dev": state.best if use_best else (evals[-1] if evals else None),
+            "best_dev": state.best,
+            "steps": state.global_step,
+            "pairs": state.pairs,
+            "train_seconds": round(state.train_seconds, 3),
+            "pairs_per_s": state.pairs / state.train_seconds if state.train_seconds else 0.0,
+            "stopped_early": state.stopped_early,
+            "world_size": self.ctx.world_size,
+        }
+
+
+def _recipe_fingerprint(config: TrainConfig) -> dict[str, Any]:
+    """The recipe minus [output] (logging/checkpoint cadence may change across a resume)."""
+    return {k: v for k, v in config.to_dict().items() if k != "output"}
