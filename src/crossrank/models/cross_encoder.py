@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Sequence
@@ -37,6 +38,8 @@ from crossrank.models.loading import (
 
 # Position tables of RoBERTa-style models start at padding_idx + 1, so they hold 2 fewer tokens.
 _OFFSET_POSITION_MODELS = {"roberta", "xlm-roberta", "camembert", "longformer"}
+
+logger = logging.getLogger(__name__)
 
 
 class CrossEncoderModel:
@@ -81,6 +84,14 @@ class CrossEncoderModel:
         model_dir = resolve_model_dir(name_or_path, revision)
         weight_files = find_weight_files(model_dir)
         fresh = not has_head_weights(checkpoint_keys(weight_files))
+        if fresh:
+            # Loud on purpose: an untrained head ranks at random, which must never look fine.
+            logger.warning(
+                "%s has no classification head: initialised a fresh one from seed %d; "
+                "its scores are meaningless until the model is trained",
+                model_dir,
+                seed,
+            )
         config = load_config(model_dir, trust_remote_code)
         layout = _choose_heads(config, heads, fresh, model_dir)
         _apply_heads_to_config(config, layout)
