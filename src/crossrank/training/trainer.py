@@ -11,7 +11,7 @@ holds the weights, optimiser, schedule, scaler, the position in the epoch and ev
 RNG states, so a resumed run takes the same steps with the same dropout masks.
 
 Final weights are those of the best dev evaluation (``eval.metric`` of the model alone), or
-the last weights when no dev split is given.
+the last weights when no dev split is given or ``output.final_weights = "last"``.
 
 Example:
     >>> trainer = Trainer(model, plans, config, out_dir=out, ctx=DistContext.single("cpu"))  # doctest: +SKIP
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import gc
 import math
 import shutil
@@ -31,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
@@ -50,6 +50,7 @@ from crossrank.training.config import TrainConfig
 from crossrank.training.data import epoch_batches, split_micro_batches
 from crossrank.training.dev import DevEvaluator
 from crossrank.training.distributed import DistContext, autocast
+from crossrank.training.loader import MicroBatch, StepLoader
 from crossrank.training.losses import CombinedLoss, LossBatch, build_loss
 from crossrank.training.outputs import CHECKPOINT_DIR, weight_files, write_final, write_metrics
 from crossrank.training.schedule import build_optimizer, build_scheduler
@@ -81,7 +82,12 @@ class _Window:
 
 
 class Trainer:
-    """Runs the stages of a recipe on one model (see the module docstring)."""
+    """Runs the stages of a recipe on one model (see the module docstring).
+
+    ``model`` is trained in place (moved to ``ctx.device``). ``evaluator`` must be given on
+    every rank or on none (only rank 0 calls it, the others wait for its decision);
+    ``callbacks`` run on every rank after every optimiser step.
+    """
 
     def __init__(
         self,
@@ -96,6 +102,13 @@ class Trainer:
         quiet: bool = False,
     ) -> None:
         for plan in plans:
+            parts = ctx.world_size * plan.config.grad_accum
+            if plan.config.groups_per_step % parts:
+                raise ConfigError(
+                    f"stage {plan.config.name!r}: groups_per_step ({plan.config.groups_per_step}) "
+                    f"must be divisible by {ctx.world_size} rank(s) x grad_accum "
+                    f"({plan.config.grad_accum})"
+                )
             if plan.total_steps < 1:
                 raise ConfigError(
                     f"stage {plan.config.name!r}: {len(plan.groups)} groups make no step of "
@@ -195,7 +208,11 @@ class Trainer:
 
     def _run_stage(self, session: _Session, state: TrainState, bar: tqdm) -> None:
         plan = session.plan
-        while state.stage_step < plan.total_steps:
+
+        def done() -> bool:
+            return state.stage_step >= plan.total_steps or plan.config.name in state.stopped_early
+
+        while not done():
             batches = epoch_batches(
                 plan.lengths,
                 plan.config.groups_per_step,
@@ -203,38 +220,48 @@ class Trainer:
                 stage=session.index,
                 epoch=state.epoch,
             )
-            while state.batch < len(batches) and state.stage_step < plan.total_steps:
-                self._step(session, batches[state.batch])
+            loader = StepLoader(
+                self.model,
+                plan.groups,
+                batches,
+                start=state.batch,
+                split=functools.partial(
+                    split_micro_batches,
+                    world_size=self.ctx.world_size,
+                    rank=self.ctx.rank,
+                    grad_accum=plan.config.grad_accum,
+                ),
+                pin=self.ctx.device.type == "cuda",
+            )
+            for micro in loader:
+                if done():
+                    break
+                self._step(session, micro)
                 state.batch += 1
                 state.stage_step += 1
                 state.global_step += 1
                 bar.update(1)
-                if self._after_step(session, state, bar):
-                    state.stopped_early.append(plan.config.name)
-                    return
+                self._after_step(session, state, bar)
             if state.batch >= len(batches):
                 state.epoch, state.batch = state.epoch + 1, 0
         if self.evaluator is not None and state.last_eval_step != state.global_step:
             self._evaluate(session, state)
 
-    def _step(self, session: _Session, batch: np.ndarray) -> None:
+    def _step(self, session: _Session, micro: list[MicroBatch]) -> None:
         """One optimiser step over this rank's micro-batches of a global batch."""
         started = time.perf_counter()
         stage = session.plan.config
-        micro = split_micro_batches(
-            batch, world_size=self.ctx.world_size, rank=self.ctx.rank, grad_accum=stage.grad_accum
-        )
         self.wrapped.train()
         session.optimizer.zero_grad(set_to_none=True)
-        for i, groups in enumerate(micro):
+        for i, batch in enumerate(micro):
             accumulating = self.ctx.distributed and i < len(micro) - 1
             # DDP all-reduces gradients only on the last micro-batch of the step.
             sync = self.wrapped.no_sync() if accumulating else contextlib.nullcontext()
             with sync:
-                loss, pairs = self._micro_loss(session, groups)
+                loss = self._micro_loss(session, batch.to(self.ctx.device))
                 session.scaler.scale(loss / len(micro)).backward()
             self._window.loss = self._window.loss + loss.detach() / len(micro)
-            self._window.pairs += pairs
+            self._window.pairs += batch.pairs
         session.scaler.unscale_(session.optimizer)
         if stage.clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), stage.clip)
@@ -244,41 +271,27 @@ class Trainer:
         self._window.steps += 1
         self._window.seconds += time.perf_counter() - started
 
-    def _micro_loss(self, session: _Session, groups: np.ndarray) -> tuple[Tensor, int]:
-        """Loss of one micro-batch of groups and its number of (query, doc) pairs."""
-        data = session.plan.groups
-        device = self.ctx.device
-        queries, docs, rows, cols = data.pairs(groups)
-        inputs = {
-            k: v.to(device, non_blocking=True) for k, v in self.model.collate(queries, docs).items()
-        }
-        with autocast(device, self.config.precision):
-            flat = self.wrapped(**inputs)
-        index = (torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device))
-        logits = torch.zeros((len(groups), data.group_size), device=device).index_put(
-            index, flat.float()
+    def _micro_loss(self, session: _Session, batch: MicroBatch) -> Tensor:
+        """Loss of one micro-batch of groups (its tensors already on the device)."""
+        with autocast(self.ctx.device, self.config.precision):
+            flat = self.wrapped(**batch.inputs)
+        shape = (len(batch.labels), session.plan.groups.group_size)
+        logits = torch.zeros(shape, device=self.ctx.device).index_put(
+            (batch.rows, batch.cols), flat.float()
         )
-        batch = LossBatch(
-            logits,
-            labels=torch.from_numpy(data.labels[groups]).to(device),
-            mask=torch.from_numpy(data.mask(groups)).to(device),
-        )
-        return session.loss(batch), len(rows)
+        return session.loss(LossBatch(logits, labels=batch.labels, mask=batch.mask))
 
-    def _after_step(self, session: _Session, state: TrainState, bar: tqdm) -> bool:
-        """Log, evaluate, checkpoint and call back; True when early stopping ends the stage."""
+    def _after_step(self, session: _Session, state: TrainState, bar: tqdm) -> None:
+        """Log, evaluate (early stopping is recorded in the state), checkpoint, call back."""
         output = self.config.output
         stage = session.plan.config
         stage_end = state.stage_step == session.plan.total_steps
         if state.global_step % output.log_every == 0 or stage_end:
             self._log(session, state, bar)
-        stop = False
-        if (
-            self.evaluator is not None
-            and stage.eval_every
-            and state.stage_step % stage.eval_every == 0
-        ):
-            stop = self._evaluate(session, state)
+        due = stage.eval_every and state.stage_step % stage.eval_every == 0
+        if self.evaluator is not None and due and self._evaluate(session, state) and not stage_end:
+            # Recorded before the checkpoint below, so a resumed run stops here too.
+            state.stopped_early.append(stage.name)
         if state.global_step % output.checkpoint_every == 0 and not stage_end:
             if self._window.steps:
                 self._log(session, state, bar)  # the saved state then counts every step
@@ -286,7 +299,6 @@ class Trainer:
         event = StageEvent(stage.name, state.stage_step, state.global_step)
         for callback in self.callbacks:
             callback(event)
-        return stop
 
     def _log(self, session: _Session, state: TrainState, bar: tqdm) -> None:
         window, self._window = self._window, _Window()
