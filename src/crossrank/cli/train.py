@@ -43,9 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backbone", help="model directory, hub id or all-MiniLM-L6-v2")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--config", type=Path, help="recipe TOML (default: one qrels stage)")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--precision", choices=PRECISIONS)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--seed", type=int, help="seed of data order, negatives and init")
+    parser.add_argument("--precision", choices=PRECISIONS, help="autocast precision")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default: auto")
     parser.add_argument("--max-steps", type=positive_int, help="cap every stage at N steps")
     parser.add_argument(
         "--resume", action="store_true", help="continue from OUT/checkpoints/last if present"

@@ -52,7 +52,13 @@ from crossrank.training.dev import DevEvaluator
 from crossrank.training.distributed import DistContext, autocast
 from crossrank.training.loader import MicroBatch, StepLoader
 from crossrank.training.losses import CombinedLoss, LossBatch, build_loss
-from crossrank.training.outputs import CHECKPOINT_DIR, weight_files, write_final, write_metrics
+from crossrank.training.outputs import (
+    CHECKPOINT_DIR,
+    run_summary,
+    weight_files,
+    write_final,
+    write_metrics,
+)
 from crossrank.training.schedule import build_optimizer, build_scheduler
 from crossrank.training.state import StageEvent, StagePlan, TrainResult, TrainState
 
@@ -375,7 +381,7 @@ class Trainer:
                     )
                 best.load_model(self.model)
             self.ctx.broadcast_module(self.model)
-        summary = self._summary(state, use_best)
+        summary = run_summary(state, use_best=use_best, world_size=self.ctx.world_size)
         if self.ctx.is_main:
             self.model.save_pretrained(
                 self.out_dir, max_shard_size=self.config.output.max_shard_size
@@ -387,21 +393,6 @@ class Trainer:
                 shutil.rmtree(self.out_dir / CHECKPOINT_DIR, ignore_errors=True)
         self.ctx.barrier()
         return TrainResult(self.out_dir, summary, state, self.model)
-
-    def _summary(self, state: TrainState, use_best: bool) -> dict[str, Any]:
-        evals = [e for e in state.history if e["event"] == "eval"]
-        return {
-            "schema_version": 1,
-            "weights": "best_dev" if use_best else "last",
-            "dev": state.best if use_best else (evals[-1] if evals else None),
-            "best_dev": state.best,
-            "steps": state.global_step,
-            "pairs": state.pairs,
-            "train_seconds": round(state.train_seconds, 3),
-            "pairs_per_s": state.pairs / state.train_seconds if state.train_seconds else 0.0,
-            "stopped_early": state.stopped_early,
-            "world_size": self.ctx.world_size,
-        }
 
 
 def _recipe_fingerprint(config: TrainConfig) -> dict[str, Any]:
