@@ -5,7 +5,8 @@ Both train the same backbone (all-MiniLM-L6-v2 with a fresh 1-logit head) on the
 same max length, groups per step, learning-rate schedule, precision and number of steps, in
 one process, one after the other (``--rounds`` alternates them to even out machine drift).
 sentence-transformers uses its listwise ListNetLoss on (query, [docs], [labels]) rows, whole
-batch in one forward; crossrank uses group softmax cross-entropy. Pairs/s counts
+batch in one forward; crossrank uses group softmax cross-entropy, length-bucketed batches and
+length-sorted forward chunks of ``--chunk-tokens`` padded tokens. Pairs/s counts
 (query, document) pairs over the timed steps (after ``--warmup`` untimed steps).
 
 Usage:
@@ -64,6 +65,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed first steps")
     parser.add_argument("--groups-per-step", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument(
+        "--chunk-tokens",
+        type=int,
+        default=4096,
+        help="crossrank: padded tokens per forward chunk (0: one forward per micro-batch)",
+    )
     parser.add_argument("--rounds", type=int, default=1, help="alternate ST/crossrank N times")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="default: bf16 on CUDA")
@@ -164,6 +171,7 @@ def run_crossrank(args: argparse.Namespace, groups: GroupSet, precision: str) ->
             backbone=args.backbone,
             max_length=args.max_length,
             max_query_length=min(64, args.max_length // 2),
+            chunk_tokens=args.chunk_tokens or None,
         ),
         data=DataConfig(path=str(args.data), dev_split=""),
         output=OutputConfig(checkpoint_every=10**9, log_every=10**9),
@@ -208,6 +216,7 @@ def main() -> None:
         "groups_per_step": args.groups_per_step,
         "group_size": GROUP_SIZE,
         "max_length": args.max_length,
+        "chunk_tokens": args.chunk_tokens,
         "pairs_per_s": results,
         "ratio_crossrank_over_st": cr / st,
         "loadavg_before": load_before,

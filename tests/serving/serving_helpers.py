@@ -66,8 +66,8 @@ class GatedModel(ServedModel):
     def logits(
         self, pairs: Sequence[tuple[str, str]], passages: PassageConfig | None
     ) -> np.ndarray:
-        self.entered.set()
         self.calls.append(len(pairs))
+        self.entered.set()
         if not self.gate.wait(timeout=30):
             raise RuntimeError("test gate never opened")
         return super().logits(pairs, passages)

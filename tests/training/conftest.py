@@ -94,6 +94,7 @@ max_length = 48
 max_query_length = 16
 hidden_dropout = 0.1
 attention_dropout = 0.1
+chunk_tokens = 96
 
 [data]
 path = "{data}"

@@ -62,13 +62,15 @@ def test_kill_mid_epoch_then_resume_matches_uninterrupted_run(
 
     # The callback sleeps 0.2 s per step, so the kill lands well before the run could finish.
     proc = subprocess.Popen([*train_script, str(recipe), str(killed), "0", "0.2"], env=_env())
-    step = _wait_for_checkpoint(proc, killed, KILL_AFTER_STEP)
+    _wait_for_checkpoint(proc, killed, KILL_AFTER_STEP)
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=TIMEOUT_S) == -signal.SIGKILL
-    assert step == KILL_AFTER_STEP
     assert not (killed / "final.json").exists()
     state = json.loads((killed / "checkpoints" / "last" / "state.json").read_text())
-    assert (state["stage"], state["epoch"], state["batch"]) == (1, 0, 3)  # mid-epoch
+    # Normally step 9 (stage 2, epoch 0, batch 3); a slow poller may first see a later
+    # checkpoint, which is mid-epoch too (stage 2 has 8 batches per epoch).
+    assert state["stage"] == 1 and 0 < state["batch"] < 8
+    assert KILL_AFTER_STEP <= state["global_step"] < 22
 
     subprocess.run([*train_script, str(recipe), str(killed), "1", "0"], env=_env(), check=True,
                    timeout=TIMEOUT_S)  # fmt: skip

@@ -54,6 +54,8 @@ def test_defaults_of_a_minimal_recipe() -> None:
         (MINIMAL + MINIMAL, "stage names must be unique"),
         ("[model]\nmax_length = 32\nmax_query_length = 64\n" + MINIMAL, "max_query_length"),
         ("[output]\nfinal_weights = 'first'\n" + MINIMAL, "final_weights must be one of"),
+        ("[output]\nmax_shard_size = '15 parsecs'\n" + MINIMAL, "max_shard_size must be a size"),
+        ("[model]\nchunk_tokens = 0\n" + MINIMAL, "model.chunk_tokens must be > 0"),
         ("this is = not toml", "invalid TOML"),
     ],
 )

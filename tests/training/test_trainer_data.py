@@ -24,6 +24,7 @@ from crossrank.training.data import (
     epoch_batches,
     split_micro_batches,
 )
+from crossrank.training.loader import ChunkedForward, prepare_micro_batch
 from crossrank.training.schedule import WarmupDecay, build_scheduler, param_groups
 from crossrank.training.trainable import CrossEncoderTrainable, prune_layers, set_dropout
 
@@ -197,3 +198,23 @@ def test_prune_and_dropout(tmp_path: Path, tiny_config: Callable[..., TrainConfi
         prune_layers(reloaded.module, [0, 3])
     with pytest.raises(ConfigError, match="exceeds the model's"):
         CrossEncoderTrainable(model, max_length=100_000)
+
+
+def test_chunked_micro_batch_matches_one_padded_forward(tiny_backbone: Path) -> None:
+    model = CrossEncoderTrainable(
+        CrossEncoderModel.from_pretrained(tiny_backbone), max_length=48, max_query_length=8
+    ).eval()
+    docs = [["cats " * n for n in (1, 30, 4)], ["dogs " * n for n in (20, 2, 9)]]
+    groups = GroupSet.build(["q one", "q two"], docs, [[1, 0, 0], [1, 0, 0]])
+    ids = np.array([1, 0])
+    whole = prepare_micro_batch(model, groups, ids)
+    chunked = prepare_micro_batch(model, groups, ids, chunk_tokens=64)
+    assert len(whole.chunks) == 1 and len(chunked.chunks) > 2
+    widths = [c["input_ids"].shape[1] for c in chunked.chunks]
+    assert max(widths) == whole.chunks[0]["input_ids"].shape[1] and min(widths) < max(widths)
+    forward = ChunkedForward(model)
+    with torch.no_grad():
+        expected = forward(whole.chunks, whole.order)
+        got = forward(chunked.chunks, chunked.order)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert (whole.rows.tolist(), whole.cols.tolist()) == ([0] * 3 + [1] * 3, [0, 1, 2] * 2)

@@ -4,7 +4,7 @@ The engine reports token and truncation totals per call, and the server merges m
 requests into one call, so each request's figures are computed here with the engine's own
 bulk tokenizer (:class:`~crossrank.inference.tokenize.PairTokenizer`) and span functions:
 the same document caps, the same windows and the same BM25 passage choice as the engine,
-hence the same numbers (``tests/serving/test_tokens.py`` checks them against
+hence the same numbers (``tests/serving/test_serving_tokens.py`` checks them against
 ``CrossEncoder.last_stats``). It costs one extra Rust tokenisation per request, small next to
 the model; an engine hook returning per-pair figures would remove it.
 

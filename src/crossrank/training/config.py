@@ -107,6 +107,8 @@ class ModelConfig:
     ``keep_layers`` prunes the encoder to the listed layers (e.g. ``[0, 2, 5]`` for a fast CPU
     variant); ``hidden_dropout`` / ``attention_dropout`` override the checkpoint's values.
     Queries are cut to ``max_query_length`` tokens, documents fill the rest of ``max_length``.
+    ``chunk_tokens`` feeds each micro-batch's pairs, sorted by length, in forward chunks of at
+    most that many padded tokens (far less padding; unset: one forward per micro-batch).
     """
 
     backbone: str = ""
@@ -115,10 +117,12 @@ class ModelConfig:
     keep_layers: tuple[int, ...] | None = None
     hidden_dropout: float | None = None
     attention_dropout: float | None = None
+    chunk_tokens: int | None = None
 
     def __post_init__(self) -> None:
         _positive("model.max_length", self.max_length)
         _positive("model.max_query_length", self.max_query_length)
+        _positive("model.chunk_tokens", self.chunk_tokens)
         if self.max_query_length >= self.max_length:
             raise ConfigError(
                 f"model.max_query_length ({self.max_query_length}) must be < "

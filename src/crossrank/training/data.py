@@ -117,23 +117,10 @@ def build_stage_groups(
     depth)`` returns first-stage candidates; it is called only for BM25 negatives.
     """
     rng = np.random.default_rng([seed, 1])
-    if stage.source == "train_qrels":
-        texts = {qid: queries[qid].text for qid in sorted(qrels) if qid in queries}
-        positives = _judged_positives(qrels, corpus, texts)
-        doc_text = {doc_id: doc.full_text for doc_id, doc in corpus.items()}
-    else:
-        docs = sorted(corpus.values(), key=lambda d: d.doc_id)
-        if stage.source == "synthetic_title":
-            pairs = title_queries(docs)
-        else:
-            pairs = sentence_queries(docs, rng)
-        texts = {f"{p.kind}:{p.doc_id}": p.query for p in pairs}
-        positives = [(f"{p.kind}:{p.doc_id}", p.doc_id, p.positive, 1.0) for p in pairs]
-        doc_text = {doc_id: doc.text for doc_id, doc in corpus.items()}
+    texts, positives, doc_text = _positives(stage.source, corpus, queries, qrels, rng)
     positives = _cap(positives, stage.max_groups, rng)
-    used = {qid for qid, _, _, _ in positives}
     if stage.source == "train_qrels":
-        judged = {qid: qrels[qid] for qid in sorted(used)}
+        judged = {qid: qrels[qid] for qid in sorted({p[0] for p in positives})}
     else:
         judged = {qid: {doc_id: 1} for qid, doc_id, _, _ in positives}
     sample = _negatives(
@@ -145,6 +132,25 @@ def build_stage_groups(
         [[grade] + [0.0] * len(sample.negatives[qid]) for qid, _, _, grade in positives],
         stage.group_size,
     )
+
+
+def _positives(
+    source: str,
+    corpus: Mapping[str, Document],
+    queries: Mapping[str, Query],
+    qrels: Qrels,
+    rng: np.random.Generator,
+) -> tuple[dict[str, str], list[Positive], dict[str, str]]:
+    """Query texts by id, (query, positive) entries, and the text used for each document."""
+    if source == "train_qrels":
+        texts = {qid: queries[qid].text for qid in sorted(qrels) if qid in queries}
+        doc_text = {doc_id: doc.full_text for doc_id, doc in corpus.items()}
+        return texts, _judged_positives(qrels, corpus, texts), doc_text
+    docs = sorted(corpus.values(), key=lambda d: d.doc_id)
+    pairs = title_queries(docs) if source == "synthetic_title" else sentence_queries(docs, rng)
+    texts = {f"{p.kind}:{p.doc_id}": p.query for p in pairs}
+    positives = [(f"{p.kind}:{p.doc_id}", p.doc_id, p.positive, 1.0) for p in pairs]
+    return texts, positives, {doc_id: doc.text for doc_id, doc in corpus.items()}
 
 
 def _judged_positives(

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import random
 from collections.abc import Iterator
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Ranks wait at a collective while rank 0 evaluates on dev or writes a checkpoint; NCCL's
+# default (10 minutes) would abort the job during a long dev evaluation.
+COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=60)
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,9 @@ def init_distributed(device: str) -> DistContext:
         backend = "nccl" if torch_device.type == "cuda" else "gloo"
         if torch_device.type == "cuda":
             torch.cuda.set_device(torch_device)
-        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+        dist.init_process_group(
+            backend=backend, rank=rank, world_size=world_size, timeout=COLLECTIVE_TIMEOUT
+        )
     return DistContext(rank, world_size, local_rank, torch_device)
 
 

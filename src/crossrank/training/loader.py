@@ -5,6 +5,11 @@ on a GPU that time is hidden by preparing step ``i + 1`` while step ``i`` runs (
 tokenizer releases the GIL). What is prepared depends only on the batch, so the order of
 training, and therefore exact resume, is unaffected.
 
+A group's members have very different lengths, so padding every pair of a micro-batch to its
+longest pair wastes a quarter of the tokens at 512 (SciFact). With ``chunk_tokens`` the pairs
+are sorted by length and fed in chunks under that token budget (one forward call per chunk,
+one backward for the micro-batch), which cuts the padding to a few percent.
+
 Example:
     >>> loader = StepLoader(model, groups, batches, start=3, split=split)  # doctest: +SKIP
     >>> for micro_batches in loader:  # one list per optimiser step  # doctest: +SKIP
@@ -19,21 +24,28 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from crossrank.inference.batching import plan_batches
 from crossrank.training.data import GroupSet
 from crossrank.training.trainable import TrainableModel
 
-__all__ = ["MicroBatch", "StepLoader", "prepare_micro_batch"]
+__all__ = ["ChunkedForward", "MicroBatch", "StepLoader", "prepare_micro_batch"]
 
 
 @dataclass(frozen=True)
 class MicroBatch:
-    """Collated inputs of a micro-batch of groups and where each pair's logit goes."""
+    """A micro-batch of groups: collated input chunks and where each pair's logit goes.
 
-    inputs: dict[str, Tensor]
-    rows: Tensor  # group (row) of each pair within the micro-batch
-    cols: Tensor  # member (column) of each pair within its group
+    Pairs are fed to the model in ``chunks`` (each padded to its own longest pair);
+    ``order`` maps the concatenated chunk outputs back to pair order, the order of
+    ``rows`` (group of each pair) and ``cols`` (member within its group).
+    """
+
+    chunks: list[dict[str, Tensor]]
+    order: Tensor
+    rows: Tensor
+    cols: Tensor
     labels: Tensor
     mask: Tensor
 
@@ -42,39 +54,59 @@ class MicroBatch:
         return len(self.rows)
 
     def to(self, device: torch.device) -> MicroBatch:
-        def move(t: Tensor) -> Tensor:
-            return t.to(device, non_blocking=True)
+        return self._map(lambda t: t.to(device, non_blocking=True))
 
+    def pin_memory(self) -> MicroBatch:
+        return self._map(lambda t: t.pin_memory())
+
+    def _map(self, fn: Callable[[Tensor], Tensor]) -> MicroBatch:
         return MicroBatch(
-            {k: move(v) for k, v in self.inputs.items()},
-            move(self.rows),
-            move(self.cols),
-            move(self.labels),
-            move(self.mask),
+            [{k: fn(v) for k, v in chunk.items()} for chunk in self.chunks],
+            *(fn(t) for t in (self.order, self.rows, self.cols, self.labels, self.mask)),
         )
 
 
+class ChunkedForward(nn.Module):
+    """Runs a model over a micro-batch's chunks in one call (one DDP forward per micro-batch)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, chunks: list[dict[str, Tensor]], order: Tensor) -> Tensor:
+        logits = [self.model(**chunk) for chunk in chunks]
+        return (torch.cat(logits) if len(logits) > 1 else logits[0])[order]
+
+
 def prepare_micro_batch(
-    model: TrainableModel, groups: GroupSet, ids: np.ndarray, *, pin: bool = False
+    model: TrainableModel,
+    groups: GroupSet,
+    ids: np.ndarray,
+    *,
+    chunk_tokens: int | None = None,
+    pin: bool = False,
 ) -> MicroBatch:
-    """CPU tensors for the groups ``ids`` (page-locked when ``pin``, for async copies)."""
+    """CPU tensors for the groups ``ids`` (page-locked when ``pin``, for async copies).
+
+    With ``chunk_tokens`` the pairs are sorted by length and cut into chunks of at most that
+    many padded tokens, so short pairs are not padded to the longest pair of the micro-batch.
+    """
     queries, docs, rows, cols = groups.pairs(ids)
+    if chunk_tokens is None:
+        parts = [np.arange(len(rows))]
+    else:
+        parts = plan_batches(model.pair_lengths(queries, docs), chunk_tokens)
+    position = np.empty(len(rows), dtype=np.int64)
+    position[np.concatenate(parts)] = np.arange(len(rows))
     batch = MicroBatch(
-        model.collate(queries, docs),
+        [model.collate(queries[part], docs[part]) for part in parts],
+        torch.from_numpy(position),
         torch.from_numpy(rows),
         torch.from_numpy(cols),
         torch.from_numpy(groups.labels[ids]),
         torch.from_numpy(groups.mask(ids)),
     )
-    if not pin:
-        return batch
-    return MicroBatch(
-        {k: v.pin_memory() for k, v in batch.inputs.items()},
-        batch.rows.pin_memory(),
-        batch.cols.pin_memory(),
-        batch.labels.pin_memory(),
-        batch.mask.pin_memory(),
-    )
+    return batch.pin_memory() if pin else batch
 
 
 class StepLoader:
@@ -92,6 +124,7 @@ class StepLoader:
         *,
         start: int,
         split: Callable[[np.ndarray], list[np.ndarray]],
+        chunk_tokens: int | None = None,
         pin: bool = False,
     ) -> None:
         self._model = model
@@ -99,11 +132,14 @@ class StepLoader:
         self._batches = batches
         self._start = start
         self._split = split
+        self._chunk_tokens = chunk_tokens
         self._pin = pin
 
     def _prepare(self, index: int) -> list[MicroBatch]:
         return [
-            prepare_micro_batch(self._model, self._groups, ids, pin=self._pin)
+            prepare_micro_batch(
+                self._model, self._groups, ids, chunk_tokens=self._chunk_tokens, pin=self._pin
+            )
             for ids in self._split(self._batches[index])
         ]
 

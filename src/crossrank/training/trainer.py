@@ -50,7 +50,7 @@ from crossrank.training.config import TrainConfig
 from crossrank.training.data import epoch_batches, split_micro_batches
 from crossrank.training.dev import DevEvaluator
 from crossrank.training.distributed import DistContext, autocast
-from crossrank.training.loader import MicroBatch, StepLoader
+from crossrank.training.loader import ChunkedForward, MicroBatch, StepLoader
 from crossrank.training.losses import CombinedLoss, LossBatch, build_loss
 from crossrank.training.outputs import (
     CHECKPOINT_DIR,
@@ -121,7 +121,8 @@ class Trainer:
                     f"{plan.config.groups_per_step} groups"
                 )
         self.model = model.to(ctx.device)
-        self.wrapped = self._wrap(model, ctx)
+        self._forward = ChunkedForward(self.model)
+        self.wrapped = self._wrap(self._forward, ctx)
         self.plans = list(plans)
         self.config = config
         self.out_dir = Path(out_dir)
@@ -138,7 +139,7 @@ class Trainer:
         the GIL held: if that were the group's last reference, gloo's destructor would wait
         for worker threads that need the GIL, and the process would hang at exit.
         """
-        self.wrapped = self.model
+        self.wrapped = self._forward
         gc.collect()
 
     @staticmethod
@@ -237,6 +238,7 @@ class Trainer:
                     rank=self.ctx.rank,
                     grad_accum=plan.config.grad_accum,
                 ),
+                chunk_tokens=self.config.model.chunk_tokens,
                 pin=self.ctx.device.type == "cuda",
             )
             for micro in loader:
@@ -280,7 +282,7 @@ class Trainer:
     def _micro_loss(self, session: _Session, batch: MicroBatch) -> Tensor:
         """Loss of one micro-batch of groups (its tensors already on the device)."""
         with autocast(self.ctx.device, self.config.precision):
-            flat = self.wrapped(**batch.inputs)
+            flat = self.wrapped(batch.chunks, batch.order)
         shape = (len(batch.labels), session.plan.groups.group_size)
         logits = torch.zeros(shape, device=self.ctx.device).index_put(
             (batch.rows, batch.cols), flat.float()

@@ -47,5 +47,5 @@ def test_graded_head_reports_its_own_score(tmp_path: Path) -> None:
     np.testing.assert_array_equal(scores, encoder.predict(PAIRS))  # expected grade
     np.testing.assert_array_equal(model.present(scores, raw=False), scores)
     assert model.score_kind(raw=False) == model.score_kind(raw=True) == "graded"
-    with pytest.raises(ConfigError, match="calibration.json needs a binary primary head"):
+    with pytest.raises(ConfigError, match=r"calibration\.json needs a binary primary head"):
         ServedModel(encoder, name="graded", calibrator=TemperatureScaling(2.0))
