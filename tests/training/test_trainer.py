@@ -38,7 +38,11 @@ def test_train_writes_config_metrics_final_and_best_weights(
     config = tiny_config()
     config = config.replace(output=type(config.output)(log_every=2, max_shard_size="60KB"))
     out = tmp_path / "run"
+    threads = torch.get_num_threads()
     result = train(config, out_dir=out, quiet=True)
+    # The recipe's deterministic kernels and single thread applied to the run only.
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert torch.get_num_threads() == threads
 
     assert parse_config((out / "config.toml").read_text()) == config
     events = _events(out)

@@ -29,10 +29,10 @@ from crossrank.errors import BackendUnavailableError, ConfigError
 __all__ = [
     "DistContext",
     "autocast",
+    "determinism",
     "init_distributed",
     "resolve_device",
     "seed_everything",
-    "set_determinism",
     "shutdown_distributed",
 ]
 
@@ -157,11 +157,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def set_determinism(enabled: bool, threads: int | None) -> None:
-    """Deterministic kernels (bit-exact CPU reruns) and the CPU thread count, when asked."""
-    if threads is not None:
-        torch.set_num_threads(threads)
-    if enabled:
-        # cuBLAS needs a fixed workspace for deterministic matmuls; harmless on CPU.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+@contextlib.contextmanager
+def determinism(enabled: bool, threads: int | None) -> Iterator[None]:
+    """Deterministic kernels (bit-exact CPU reruns) and a CPU thread count, for a block.
+
+    Both are process-wide torch settings, so the previous values come back afterwards.
+    """
+    previous = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        if enabled:
+            # cuBLAS needs a fixed workspace for deterministic matmuls; harmless on CPU.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0])
+        torch.set_num_threads(previous[1])

@@ -40,9 +40,9 @@ from crossrank.training.data import GroupSet, build_stage_groups
 from crossrank.training.dev import DevEvaluator, DevSet
 from crossrank.training.distributed import (
     DistContext,
+    determinism,
     init_distributed,
     seed_everything,
-    set_determinism,
     shutdown_distributed,
 )
 from crossrank.training.outputs import CHECKPOINT_DIR, CONFIG_FILE, FINAL_FILE
@@ -75,33 +75,45 @@ def train(
     out = Path(out_dir)
     _check_inputs(config, out, resume)
     ctx = init_distributed(config.device)
-    trainer = None
     try:
-        set_determinism(config.deterministic, config.threads)
-        seed_everything(config.seed + ctx.rank)  # dropout differs across ranks, data does not
-        if ctx.is_main:
-            with atomic_write(out / CONFIG_FILE) as fh:
-                fh.write(config.to_toml())
-        collection = load_collection(config.data.path, config.data.train_split)
-        bm25 = BM25Retriever.build(collection.corpus)
-        model = build_cross_encoder(config.model, seed=config.seed, device_type=ctx.device.type)
-        plans = plan_stages(config, model, collection, bm25.retrieve)
-        evaluator = _dev_evaluator(config, collection, bm25, ctx)
-        trainer = Trainer(
-            model,
-            plans,
-            config,
-            out_dir=out,
-            ctx=ctx,
-            evaluator=evaluator,
-            callbacks=callbacks,
-            quiet=quiet,
-        )
+        with determinism(config.deterministic, config.threads):
+            return _run(config, out, ctx, resume=resume, quiet=quiet, callbacks=callbacks)
+    finally:
+        shutdown_distributed()
+
+
+def _run(
+    config: TrainConfig,
+    out: Path,
+    ctx: DistContext,
+    *,
+    resume: bool,
+    quiet: bool,
+    callbacks: Sequence[Callable[[StageEvent], None]],
+) -> TrainResult:
+    seed_everything(config.seed + ctx.rank)  # dropout differs across ranks, data does not
+    if ctx.is_main:
+        with atomic_write(out / CONFIG_FILE) as fh:
+            fh.write(config.to_toml())
+    collection = load_collection(config.data.path, config.data.train_split)
+    bm25 = BM25Retriever.build(collection.corpus)
+    model = build_cross_encoder(config.model, seed=config.seed, device_type=ctx.device.type)
+    plans = plan_stages(config, model, collection, bm25.retrieve)
+    evaluator = _dev_evaluator(config, collection, bm25, ctx)
+    trainer = Trainer(
+        model,
+        plans,
+        config,
+        out_dir=out,
+        ctx=ctx,
+        evaluator=evaluator,
+        callbacks=callbacks,
+        quiet=quiet,
+    )
+    try:
         return trainer.fit(resume=resume)
     finally:
-        if trainer is not None:
-            trainer.close()  # before the process group goes (see Trainer.close)
-        shutdown_distributed()
+        trainer.close()  # before the process group goes (see Trainer.close)
 
 
 def _check_inputs(config: TrainConfig, out: Path, resume: bool) -> None:
