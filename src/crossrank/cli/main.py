@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("crossrank.cli.evaluate", "score runs against qrels, with paired significance"),
     "serve": ("crossrank.cli.serve", "HTTP reranking server (Cohere v2 and TEI shapes)"),
     "train": ("crossrank.cli.train", "train a cross-encoder from a TOML recipe (DDP via torchrun)"),
+    "explain": ("crossrank.cli.explain", "explain scores (attributions, attention, sentences)"),
+    "report": ("crossrank.cli.report", "accuracy, calibration, robustness and efficiency report"),
 }
 
 

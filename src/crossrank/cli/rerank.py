@@ -11,6 +11,7 @@ from crossrank.data import load_collection, read_run, write_run
 from crossrank.inference import CrossEncoder, PassageConfig
 from crossrank.inference.backends import BACKEND_NAMES
 from crossrank.inference.passages import AGGREGATES
+from crossrank.models.registry import DEFAULT_RERANKER
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +19,11 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_args(parser)
     parser.add_argument("--run", required=True, type=Path, help="first-stage TREC run")
-    parser.add_argument("--model", required=True, help="cross-encoder: HF id or local directory")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_RERANKER,
+        help=f"cross-encoder: shipped name, HF id or local directory (default: {DEFAULT_RERANKER})",
+    )
     parser.add_argument(
         "--top-k", type=positive_int, default=100, help="candidates per query to rescore"
     )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -13,8 +11,8 @@ from crossrank.cli.common import add_data_args, add_quiet_arg, positive_int
 from crossrank.data import Collection, load_collection, write_run
 from crossrank.protocols import Retriever
 from crossrank.retrieval.bm25 import BM25Config, BM25Retriever
-from crossrank.retrieval.dense import DenseRetriever
-from crossrank.retrieval.encoder import DenseConfig, DenseEncoder, resolve_model_path
+from crossrank.retrieval.dense import DenseRetriever, default_cache_dir
+from crossrank.retrieval.encoder import DenseConfig, DenseEncoder
 from crossrank.retrieval.fusion import HybridRetriever
 
 logger = logging.getLogger(__name__)
@@ -102,15 +100,7 @@ def _bm25(args: argparse.Namespace, collection: Collection) -> BM25Retriever:
 
 def _dense(args: argparse.Namespace, collection: Collection) -> DenseRetriever:
     encoder = DenseEncoder(DenseConfig(model=args.model, max_length=args.max_length))
-    cache_dir = args.cache_dir or _default_cache_dir(args.data, args.model)
+    cache_dir = args.cache_dir or default_cache_dir(args.data, args.model)
     return DenseRetriever.build(
         collection.corpus, encoder, cache_dir=cache_dir, show_progress=not args.quiet
     )
-
-
-def _default_cache_dir(data: Path, model: str) -> Path:
-    # One cache per (collection, model); the cache's manifest still detects stale content.
-    key = f"{data.resolve()}|{resolve_model_path(model)}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "crossrank" / "dense" / f"{data.resolve().name}-{digest}"

@@ -15,6 +15,7 @@ from pathlib import Path
 from crossrank.cli.common import add_quiet_arg, parse_pair, positive_int
 from crossrank.inference.backends import BACKEND_NAMES
 from crossrank.inference.passages import AGGREGATES, PASSAGE_MODES, PassageConfig
+from crossrank.models.registry import DEFAULT_RERANKER
 from crossrank.serving.app import create_app
 from crossrank.serving.config import DEFAULT_PORT, ServerConfig, read_api_key
 from crossrank.serving.model import ServedModel
@@ -25,7 +26,11 @@ _DEFAULTS = ServerConfig()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, help="cross-encoder directory or HF id")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_RERANKER,
+        help=f"cross-encoder: shipped name, directory or HF id (default: {DEFAULT_RERANKER})",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     engine = parser.add_argument_group("engine")

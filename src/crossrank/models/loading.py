@@ -31,6 +31,7 @@ from transformers import (
 )
 
 from crossrank.errors import ModelLoadError
+from crossrank.models.registry import shipped_model_dir
 
 PICKLE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # Files fetched for a hub id: configs, safetensors and tokenizer files, never pickle weights.
@@ -41,10 +42,14 @@ HEAD_MODULE_NAMES = ("classifier", "pooler")
 
 
 def resolve_model_dir(name_or_path: str | Path, revision: str | None = None) -> Path:
-    """Local directory of a checkpoint: the path itself, or a hub snapshot (no pickle files).
+    """Local directory of a checkpoint: a shipped model's folder (see models.registry), the
+    path itself, or a hub snapshot (no pickle files).
 
     >>> resolve_model_dir("/definitely/not/here")  # doctest: +SKIP
     """
+    shipped = shipped_model_dir(str(name_or_path))
+    if shipped is not None:
+        return shipped
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
@@ -159,6 +164,9 @@ def load_classifier(
                 ignore_mismatched_sizes=True,
                 output_loading_info=True,
                 attn_implementation="sdpa",
+                # fp16/bf16 checkpoints (the shipped models) are upcast: backends pick the
+                # compute precision, and CPU kernels and ONNX export need fp32 weights.
+                dtype=torch.float32,
             )
         except (OSError, ValueError, KeyError, RuntimeError, TypeError) as err:
             raise ModelLoadError(f"{model_dir}: cannot load the model: {err}") from err

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -24,7 +25,7 @@ from crossrank.data.atomic import atomic_write, atomic_write_bytes
 from crossrank.data.types import Document, Run
 from crossrank.errors import ConfigError, MissingDataError, require_positive
 from crossrank.retrieval.bm25 import as_document_list
-from crossrank.retrieval.encoder import DenseEncoder
+from crossrank.retrieval.encoder import DenseEncoder, resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,18 @@ CACHE_SCHEMA_VERSION = 1
 EMBEDDINGS_FILE = "embeddings.npy"
 MANIFEST_FILE = "manifest.json"
 CacheStatus = Literal["hit", "miss", "stale", "disabled"]
+
+
+def default_cache_dir(data: str | Path, model: str) -> Path:
+    """Embedding cache folder of one (collection, model): ``$XDG_CACHE_HOME/crossrank/dense``.
+
+    The cache's manifest still detects stale content, so a changed corpus is re-encoded.
+    """
+    root = Path(data).resolve()
+    key = f"{root}|{resolve_model_path(model)}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "crossrank" / "dense" / f"{root.name}-{digest}"
 
 
 def exact_search(
@@ -186,6 +199,11 @@ class DenseRetriever:
         self._doc_ids = np.asarray(doc_ids, dtype=object)
         # How build() obtained the embeddings: from the cache ("hit") or by encoding.
         self.cache_status = cache_status
+
+    @property
+    def doc_ids(self) -> list[str]:
+        """Document ids in embedding-row order."""
+        return self._doc_ids.tolist()
 
     @classmethod
     def build(

@@ -36,10 +36,15 @@ from typing import Any
 
 from crossrank.errors import ConfigError, MissingDataError
 from crossrank.evaluation.metrics import parse_metrics
+from crossrank.models.cedr import CEDRConfig
+from crossrank.models.interaction.serialization import ARCHITECTURES
 from crossrank.training.config_io import coerce_table, dump_toml, to_plain
 from crossrank.training.losses import LossConfig
 
 __all__ = [
+    "ARCHS",
+    "CEDR",
+    "CROSS_ENCODER",
     "NEGATIVE_SOURCES",
     "PRECISIONS",
     "SCHEDULES",
@@ -51,6 +56,7 @@ __all__ = [
     "OutputConfig",
     "StageConfig",
     "TrainConfig",
+    "interaction_config",
     "load_config",
     "parse_config",
     "parse_size",
@@ -62,6 +68,11 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("linear", "cosine", "constant")
 # Negative sources `crossrank train` can fill itself (dense/model runs are not wired yet).
 NEGATIVE_SOURCES = ("bm25", "random")
+CROSS_ENCODER = "cross-encoder"
+# A cross-encoder with CEDR-KNRM kernel pooling over its layers (crossrank.models.cedr).
+CEDR = "cedr"
+# model.arch: the cross-encoder, CEDR, or an interaction model (K-NRM, Conv-KNRM, tensor, ...).
+ARCHS = (CROSS_ENCODER, CEDR, *ARCHITECTURES)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)\s*$")
@@ -102,22 +113,36 @@ def _choice(where: str, value: str, options: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Backbone and its input/regularisation settings.
+    """The model to train and its input/regularisation settings.
+
+    ``arch`` is ``cross-encoder`` (a transformer loaded from ``backbone``) or an interaction
+    architecture (``knrm``, ``conv_knrm``, ``tensor``, ``coattention``), whose ``backbone``
+    names its term embeddings: ``all-MiniLM-L6-v2`` (the WordPiece matrix) or a word2vec/GloVe
+    text file. ``interaction`` overrides fields of the architecture's config (e.g.
+    ``{ factorization = "cp" }`` for ``tensor``); ``train_embeddings`` unfreezes the term
+    embeddings. ``cedr`` is a cross-encoder loaded from ``backbone`` with CEDR-KNRM kernel
+    pooling over its layers; ``interaction`` then overrides fields of its ``CEDRConfig``
+    (e.g. ``{ layers = [0, 3], cls = "vector" }``).
 
     ``keep_layers`` prunes the encoder to the listed layers (e.g. ``[0, 2, 5]`` for a fast CPU
-    variant); ``hidden_dropout`` / ``attention_dropout`` override the checkpoint's values.
-    Queries are cut to ``max_query_length`` tokens, documents fill the rest of ``max_length``.
-    ``chunk_tokens`` feeds each micro-batch's pairs, sorted by length, in forward chunks of at
-    most that many padded tokens (far less padding; unset: one forward per micro-batch).
+    variant); ``hidden_dropout`` / ``attention_dropout`` override the checkpoint's values
+    (cross-encoder and cedr only). Queries are cut to ``max_query_length`` tokens; a cross-encoder's
+    document fills the rest of ``max_length``, an interaction model's document is cut to
+    ``max_length`` tokens. ``chunk_tokens`` feeds each micro-batch's pairs, sorted by length,
+    in forward chunks of at most that many padded tokens (far less padding; unset: one forward
+    per micro-batch).
     """
 
     backbone: str = ""
+    arch: str = CROSS_ENCODER
     max_length: int = 512
     max_query_length: int = 64
     keep_layers: tuple[int, ...] | None = None
     hidden_dropout: float | None = None
     attention_dropout: float | None = None
     chunk_tokens: int | None = None
+    train_embeddings: bool = False
+    interaction: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _positive("model.max_length", self.max_length)
@@ -137,6 +162,76 @@ class ModelConfig:
                 )
         _probability("model.hidden_dropout", self.hidden_dropout)
         _probability("model.attention_dropout", self.attention_dropout)
+        object.__setattr__(self, "interaction", _frozen_table(self.interaction))
+        self._check_arch()
+
+    def _check_arch(self) -> None:
+        _choice("model.arch", self.arch, ARCHS)
+        if self.arch == CROSS_ENCODER:
+            if self.interaction or self.train_embeddings:
+                raise ConfigError(
+                    "model.interaction and model.train_embeddings apply to interaction "
+                    f"architectures {tuple(ARCHITECTURES)} only, not {CROSS_ENCODER!r}"
+                )
+            return
+        if self.arch == CEDR:
+            if self.train_embeddings or "max_length" in self.interaction:
+                raise ConfigError(
+                    "model.train_embeddings and model.interaction.max_length do not apply to "
+                    "arch 'cedr' (its input length is model.max_length)"
+                )
+            interaction_config(CEDR, self.interaction)
+            return
+        for name in ("keep_layers", "hidden_dropout", "attention_dropout"):
+            if getattr(self, name) is not None:
+                raise ConfigError(
+                    f"model.{name} applies to the cross-encoder only, not arch {self.arch!r}"
+                )
+        interaction_config(self.arch, self.interaction)
+
+    def __hash__(self) -> int:
+        return hash((self.backbone, self.arch, tuple(sorted(self.interaction.items()))))
+
+
+def interaction_config(arch: str, overrides: Mapping[str, Any], base: Any | None = None) -> Any:
+    """The config dataclass of interaction ``arch``: ``base`` (default: the class defaults)
+    with the recipe's ``model.interaction`` overrides, each type-checked.
+
+    >>> interaction_config("tensor", {"factorization": "cp", "rank": 4}).rank
+    4
+    >>> interaction_config("knrm", {"kernel_sigmaa": 0.1})
+    Traceback (most recent call last):
+    crossrank.errors.ConfigError: model.interaction: unknown key 'kernel_sigmaa' (known: ...)
+    """
+    _choice("model.arch", arch, (CEDR, *ARCHITECTURES))
+    config_class = CEDRConfig if arch == CEDR else ARCHITECTURES[arch].config_class
+    if "schema_version" in overrides:
+        raise ConfigError("model.interaction: schema_version cannot be overridden")
+    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+    try:
+        # The TOML coercion checks every key and value type against the dataclass.
+        checked = coerce_table(config_class, plain, "", {})
+    except (ConfigError, TypeError, ValueError) as err:
+        raise ConfigError(f"model.interaction: {err}") from err
+    if base is None:
+        return checked
+    return dataclasses.replace(base, **{name: getattr(checked, name) for name in overrides})
+
+
+def _frozen_table(table: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy of a table of scalars and lists of scalars (lists become tuples)."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"model.interaction must be a table, got {table!r}")
+    frozen: dict[str, Any] = {}
+    for key, value in table.items():
+        items = value if isinstance(value, list | tuple) else (value,)
+        if not all(isinstance(v, bool | int | float | str) for v in items):
+            raise ConfigError(
+                f"model.interaction.{key} must be a number, string, boolean or a list of "
+                f"them, got {value!r}"
+            )
+        frozen[str(key)] = tuple(value) if isinstance(value, list | tuple) else value
+    return MappingProxyType(frozen)
 
 
 @dataclass(frozen=True)
@@ -279,7 +374,10 @@ class TrainConfig:
 
     ``device`` is ``auto`` (CUDA when available), ``cpu`` or ``cuda``. ``deterministic``
     turns on torch's deterministic algorithms (bit-exact resume on CPU); ``threads`` sets
-    torch's CPU thread count.
+    torch's CPU thread count. ``time_limit_minutes`` stops training once that much wall-clock
+    time has passed since this process started fitting (a resumed run gets a fresh budget):
+    the current stage ends with a dev evaluation, later stages are skipped, and the final
+    weights are chosen as usual; final.json then says ``time_limit_reached``.
     """
 
     stages: tuple[StageConfig, ...]
@@ -289,6 +387,7 @@ class TrainConfig:
     device: str = "auto"
     deterministic: bool = False
     threads: int | None = None
+    time_limit_minutes: float | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -310,6 +409,7 @@ class TrainConfig:
         _choice("precision", self.precision, PRECISIONS)
         _choice("device", self.device, ("auto", "cpu", "cuda"))
         _positive("threads", self.threads)
+        _positive("time_limit_minutes", self.time_limit_minutes)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with top-level fields changed (nested sections: pass a new dataclass)."""
@@ -353,5 +453,13 @@ def _parse_losses(value: Any, where: str) -> tuple[LossConfig, ...]:
         raise ConfigError(f"{where}: {err}") from err
 
 
+def _parse_interaction(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f'{where} must be a table like {{ factorization = "cp" }}')
+    return value  # checked against the architecture's config in ModelConfig
+
+
 # Fields whose TOML form needs more than type coercion.
-_SPECIAL_FIELDS = MappingProxyType({(StageConfig, "losses"): _parse_losses})
+_SPECIAL_FIELDS = MappingProxyType(
+    {(StageConfig, "losses"): _parse_losses, (ModelConfig, "interaction"): _parse_interaction}
+)

@@ -68,6 +68,7 @@ def run_summary(state: TrainState, *, use_best: bool, world_size: int) -> dict[s
         "train_seconds": round(state.train_seconds, 3),
         "pairs_per_s": state.pairs / state.train_seconds if state.train_seconds else 0.0,
         "stopped_early": state.stopped_early,
+        "time_limit_reached": state.time_limit_reached,
         "world_size": world_size,
     }
 

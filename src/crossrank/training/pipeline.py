@@ -12,6 +12,11 @@ Output directory (written by rank 0):
 * ``final.json``: the dev numbers of the selected weights and a run summary;
 * the weights in the plain Hugging Face layout (``config.json``, safetensors shards of at most
   ``output.max_shard_size`` each unless a single tensor is larger, tokenizer files);
+  an interaction model (``model.arch``) writes its own layout instead (``config.json``,
+  ``model.safetensors``, ``vocab.txt`` for word2vec embeddings), read by
+  ``load_interaction_model``; CEDR (``model.arch = "cedr"``) writes ``config.json``,
+  ``model.safetensors`` (its ranking layer) and ``backbone/`` (the cross-encoder), read by
+  ``load_cedr``;
 * ``checkpoints/`` while training (removed at the end unless ``keep_checkpoints``).
 
 Example:
@@ -35,7 +40,15 @@ from crossrank.errors import ConfigError, MissingDataError
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.retrieval.bm25 import BM25Retriever
 from crossrank.retrieval.encoder import resolve_model_path
-from crossrank.training.config import ModelConfig, StageConfig, TrainConfig
+from crossrank.training.cedr import build_cedr
+from crossrank.training.config import (
+    CEDR,
+    CROSS_ENCODER,
+    ModelConfig,
+    StageConfig,
+    TrainConfig,
+    interaction_config,
+)
 from crossrank.training.data import GroupSet, build_stage_groups
 from crossrank.training.dev import DevEvaluator, DevSet
 from crossrank.training.distributed import (
@@ -45,6 +58,7 @@ from crossrank.training.distributed import (
     seed_everything,
     shutdown_distributed,
 )
+from crossrank.training.interaction import build_interaction_trainable
 from crossrank.training.outputs import CHECKPOINT_DIR, CONFIG_FILE, FINAL_FILE
 from crossrank.training.trainable import (
     CrossEncoderTrainable,
@@ -54,7 +68,7 @@ from crossrank.training.trainable import (
 )
 from crossrank.training.trainer import StageEvent, StagePlan, Trainer, TrainResult
 
-__all__ = ["build_cross_encoder", "make_plan", "plan_stages", "train"]
+__all__ = ["build_cross_encoder", "build_model", "make_plan", "plan_stages", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +111,7 @@ def _run(
             fh.write(config.to_toml())
     collection = load_collection(config.data.path, config.data.train_split)
     bm25 = BM25Retriever.build(collection.corpus)
-    model = build_cross_encoder(config.model, seed=config.seed, device_type=ctx.device.type)
+    model = build_model(config.model, seed=config.seed, device_type=ctx.device.type)
     plans = plan_stages(config, model, collection, bm25.retrieve)
     evaluator = _dev_evaluator(config, collection, bm25, ctx)
     trainer = Trainer(
@@ -130,6 +144,16 @@ def _check_inputs(config: TrainConfig, out: Path, resume: bool) -> None:
         )
 
 
+def build_model(config: ModelConfig, *, seed: int, device_type: str = "cpu") -> TrainableModel:
+    """The trainable model ``config.arch`` names: the cross-encoder, CEDR or an interaction model."""
+    if config.arch == CROSS_ENCODER:
+        return build_cross_encoder(config, seed=seed, device_type=device_type)
+    if config.arch == CEDR:
+        cedr = interaction_config(CEDR, config.interaction)
+        return build_cedr(config, cedr, seed=seed, device_type=device_type)
+    return build_interaction_trainable(config, seed=seed)
+
+
 def build_cross_encoder(
     config: ModelConfig, *, seed: int, device_type: str = "cpu"
 ) -> CrossEncoderTrainable:
@@ -148,7 +172,7 @@ def build_cross_encoder(
 
 def plan_stages(
     config: TrainConfig,
-    model: CrossEncoderTrainable,
+    model: TrainableModel,
     collection: Collection,
     retrieve: Callable[[dict[str, str], int], Run],
 ) -> list[StagePlan]:

@@ -59,6 +59,7 @@ class TrainState:
     bad_evals: int = 0
     last_eval_step: int = -1
     stopped_early: list[str] = field(default_factory=list)
+    time_limit_reached: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def next_stage(self) -> None:

@@ -131,6 +131,7 @@ class Trainer:
         self.callbacks = tuple(callbacks)
         self.quiet = quiet
         self._window = _Window()
+        self._deadline = math.inf
 
     def close(self) -> None:
         """Drop the DDP wrapper; call before the process group is destroyed.
@@ -160,6 +161,8 @@ class Trainer:
     def fit(self, *, resume: bool = False) -> TrainResult:
         """Train every remaining stage, then write the final weights and summary (rank 0)."""
         state, checkpoint = self._initial_state(resume)
+        limit = self.config.time_limit_minutes
+        self._deadline = math.inf if limit is None else time.monotonic() + 60.0 * limit
         total = sum(plan.total_steps for plan in self.plans)
         bar = tqdm(
             total=total,
@@ -304,9 +307,18 @@ class Trainer:
             if self._window.steps:
                 self._log(session, state, bar)  # the saved state then counts every step
             self._checkpoint(session, state)
+        if self._deadline < math.inf and self.ctx.broadcast_flag(time.monotonic() > self._deadline):
+            self._stop_for_time(state)
         event = StageEvent(stage.name, state.stage_step, state.global_step)
         for callback in self.callbacks:
             callback(event)
+
+    def _stop_for_time(self, state: TrainState) -> None:
+        """End this stage (it still gets its closing dev evaluation) and skip the later ones."""
+        state.time_limit_reached = True
+        for plan in self.plans[state.stage :]:
+            if plan.config.name not in state.stopped_early:
+                state.stopped_early.append(plan.config.name)
 
     def _log(self, session: _Session, state: TrainState, bar: tqdm) -> None:
         window, self._window = self._window, _Window()

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Everything this project runs on a lent GPU, as one prepared command (device time is scarce).
+#
+#   1. trains configs/scifact-gpu.toml and configs/scifact-gpu-wide.toml side by side on the
+#      one GPU (each is small next to an H100/H200), keeps the better on dev (nDCG@10 alone),
+#      reranks dev BM25 top-100 with it and packs it as fp16 safetensors, split for transfer;
+#   2. benchmarks/engine_vs_st.py: crossrank torch/bf16/fp16 vs sentence-transformers predict;
+#   3. benchmarks/train_throughput.py: crossrank's trainer vs CrossEncoderTrainer;
+#   4. benchmarks/st_trainer_accuracy.py: CrossEncoderTrainer's dev nDCG@10 on the same data.
+# Each step is skipped when the time left (BUDGET seconds from the start) is too short, and
+# results are packed into $OUT after every step, so a cut-off run still returns what it did.
+#
+# Inputs (copied into ignored folders of the checkout, since ../shared does not travel):
+#   DATA=.gpu/scifact (a BEIR copy), BACKBONE16=.gpu/minilm16 (all-MiniLM-L6-v2 in fp16: the
+#   fp32 file is 91 MB, over the transfer limit) or BACKBONE=<fp32 dir>, and .whl/ (wheels
+#   of what the device image lacks: bm25s, PyStemmer, ir_measures, pytrec_eval, datasets...).
+# Dry run on CPU: DEVICE=cpu BENCH_BACKENDS=torch BACKBONE=<tiny checkpoint> TRAIN_EXTRA="--max-steps 2 --device cpu
+#   --precision fp32" BENCH_QUERIES=3 TP_STEPS=4 ST_EPOCHS=1 benchmarks/gpu_session.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+START=$(date +%s)
+BUDGET=${BUDGET:-560}
+OUT=${OUT:-$PWD/out-gpu}
+DATA=${DATA:-.gpu/scifact}
+DEVICE=${DEVICE:-cuda}
+W=${WORK:-/tmp/crossrank-gpu}
+TRAIN_EXTRA=${TRAIN_EXTRA:---time-limit 4.5}
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
+export TOKENIZERS_PARALLELISM=true
+rm -rf "$W" && mkdir -p "$W/res" "$OUT"
+left() { echo $((BUDGET - ($(date +%s) - START))); }
+say() { echo "[$(date +%T) +$(($(date +%s) - START))s] $*"; }
+pack() { tar -czf "$OUT/results.tgz.tmp" -C "$W" res && mv "$OUT/results.tgz.tmp" "$OUT/results.tgz"; }
+cr() { python3 -m crossrank.cli.main "$@"; }
+
+if ! python3 -c "import bm25s, Stemmer, ir_measures, datasets" 2>/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH="$PWD/${SRC:-src}${PYTHONPATH:+:$PYTHONPATH}"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+python3 -c "import torch, transformers, sentence_transformers as st; print('torch', torch.__version__, 'transformers', transformers.__version__, 'st', st.__version__, 'cuda', torch.cuda.is_available())"
+
+if [ -z "${BACKBONE:-}" ]; then
+    BACKBONE=$W/minilm
+    python3 - "${BACKBONE16:-.gpu/minilm16}" "$BACKBONE" <<'PY' || exit 1
+import shutil, sys
+from pathlib import Path
+from safetensors.torch import load_file, save_file
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+dst.mkdir(parents=True)
+for f in src.iterdir():
+    if f.is_file() and f.suffix != ".safetensors":
+        shutil.copy(f, dst / f.name)
+weights = load_file(src / "model16.safetensors")
+save_file({k: v.float().contiguous() for k, v in weights.items()}, dst / "model.safetensors")
+PY
+fi
+
+say "1. train two recipes side by side"
+for name in scifact-gpu scifact-gpu-wide; do
+    ( timeout $(($(left) - 150)) python3 -m crossrank.cli.main train --data "$DATA" \
+        --backbone "$BACKBONE" --out "$W/$name" --config "${CONFIGS:-configs}/$name.toml" $TRAIN_EXTRA \
+        > "$W/res/train-$name.log" 2>&1; echo "$name exit $?" >> "$W/res/train-$name.log" ) &
+done
+wait
+for name in scifact-gpu scifact-gpu-wide; do
+    tail -3 "$W/res/train-$name.log"
+    cp "$W/$name"/{final.json,metrics.jsonl,config.toml} "$W/res/" 2>/dev/null \
+        && for f in final.json metrics.jsonl config.toml; do mv "$W/res/$f" "$W/res/$name.$f"; done
+done
+BEST=$(python3 - "$W" <<'PY'
+import json, sys
+from pathlib import Path
+runs = {}
+for name in ("scifact-gpu", "scifact-gpu-wide"):
+    final = Path(sys.argv[1]) / name / "final.json"
+    if final.is_file() and json.loads(final.read_text()).get("dev"):
+        runs[name] = json.loads(final.read_text())["dev"]["model"]
+print(max(runs, key=runs.get) if runs else "")
+PY
+)
+say "dev nDCG@10 picks: ${BEST:-none}"
+pack
+if [ -n "$BEST" ]; then
+    cr retrieve --data "$DATA" --split dev --retriever bm25 --top-k 100 --out "$W/res/bm25.dev.run" --quiet
+    cr rerank --data "$DATA" --split dev --run "$W/res/bm25.dev.run" --model "$W/$BEST" --top-k 100 \
+        --backend torch --device "$DEVICE" --out "$W/res/$BEST.dev.run" --quiet
+    python3 - "$W/$BEST" "$W/ship" <<'PY'
+import shutil, sys
+from pathlib import Path
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+model = AutoModelForSequenceClassification.from_pretrained(src, dtype=torch.float32)
+model.half().save_pretrained(dst, max_shard_size="15MB")
+AutoTokenizer.from_pretrained(src).save_pretrained(dst)
+for name in ("final.json", "metrics.jsonl", "config.toml"):
+    shutil.copy(src / name, dst / name)
+PY
+    tar -cf "$W/ship.tar" -C "$W" ship && split -b 15M -d "$W/ship.tar" "$OUT/ship.tar.part"
+    ls -la "$OUT"
+fi
+pack
+
+if [ "$(left)" -gt 100 ] && [ -n "$BEST" ]; then
+    say "2. engine vs sentence-transformers"
+    timeout $(($(left) - 60)) python3 benchmarks/engine_vs_st.py --device "$DEVICE" --data "$DATA" \
+        --queries "${BENCH_QUERIES:-0}" --max-length 256 512 --model "$W/$BEST" --threads 8 \
+        --backends ${BENCH_BACKENDS:-torch torch-bf16 torch-fp16} --repeats 3 --json "$W/res/engine_gpu.json" \
+        2>&1 | tee "$W/res/engine_gpu.log" | grep -v Warning
+    pack
+fi
+if [ "$(left)" -gt 70 ]; then
+    say "3. training throughput vs CrossEncoderTrainer"
+    timeout $(($(left) - 40)) python3 benchmarks/train_throughput.py --data "$DATA" --backbone "$BACKBONE" \
+        --steps "${TP_STEPS:-60}" --warmup 5 --groups-per-step 16 --max-length 512 --chunk-tokens 65536 \
+        --device "$DEVICE" --json "$W/res/train_throughput.json" > "$W/res/train_throughput.log" 2>&1
+    tail -25 "$W/res/train_throughput.log"
+    pack
+fi
+if [ "$(left)" -gt 60 ]; then
+    say "4. CrossEncoderTrainer accuracy (LambdaLoss)"
+    timeout $(($(left) - 10)) python3 benchmarks/st_trainer_accuracy.py --data "$DATA" --backbone "$BACKBONE" \
+        --loss lambda --epochs "${ST_EPOCHS:-3}" --out "$W/res/st" ${ST_EXTRA:-} > "$W/res/st_lambda.log" 2>&1
+    tail -12 "$W/res/st_lambda.log"
+    pack
+fi
+say "done"
