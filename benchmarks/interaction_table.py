@@ -3,12 +3,15 @@
 Usage (from the repository root):
     python benchmarks/interaction_table.py --data ../shared/data/scifact \\
         --model K-NRM=runs/knrm --model "Conv-KNRM=runs/conv-knrm" [--model LABEL=DIR ...] \\
+        [--run "Cross-encoder=runs/ship/minilm-scifact.dev.run"] \
         [--top-k 100] [--threads 2] [--out runs/interaction_table.md]
 
 Every model reranks the BM25 top-``k`` of the 102 dev queries. A model directory is a
 ``crossrank train`` run: an interaction model (``config.json`` with an ``arch``, loaded with
 ``load_interaction_model``) or a cross-encoder (Hugging Face layout, loaded with
-``CrossEncoder``); its ``config.toml`` gives the input lengths used in training.
+``CrossEncoder``); its ``config.toml`` gives the input lengths used in training. ``--run``
+adds a system from a TREC run file of the same candidates (e.g. a cross-encoder reranking
+scored elsewhere): its accuracy columns are computed the same way, the others stay empty.
 
 Columns: nDCG@10 of the model alone; interpolated with BM25 (per-query z-scores,
 ``w * model + (1 - w) * bm25``) with ``w`` chosen on dev over a grid (0.05 .. 1), so the figure
@@ -35,6 +38,7 @@ import torch
 
 from crossrank.data.atomic import atomic_write
 from crossrank.data.beir import load_corpus, load_queries, read_qrels_tsv
+from crossrank.data.trec import read_run
 from crossrank.data.types import Qrels, Run
 from crossrank.evaluation import evaluate
 from crossrank.evaluation.significance import paired_t_test
@@ -87,6 +91,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--split", default="dev")
     parser.add_argument(
         "--model", action="append", default=[], metavar="LABEL=DIR", help="repeatable"
+    )
+    parser.add_argument(
+        "--run", action="append", default=[], metavar="LABEL=FILE", help="TREC run, repeatable"
     )
     parser.add_argument("--top-k", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
@@ -197,17 +204,32 @@ def markdown(rows: Sequence[Row], top_k: int) -> str:
     lines = []
     for row in rows:
         m, fusion = row.loaded, row.fusion
-        if m is None or fusion is None or row.pairs_per_s is None:
+        if fusion is None:
             lines.append(f"| {row.label} (top-{top_k}) | {row.alone:.4f} | — | — | — | — | — | — |")
             continue
-        lines.append(
-            f"| {row.label} | {row.alone:.4f} | {fusion.interpolated:.4f} ({fusion.weight:.2f}) "
-            f"| {fusion.cross_validated:.4f} | {fusion.p_value:.3f} "
-            f"| {_count(m.parameters)} ({_count(m.trained_parameters)}) "
-            f"| {_minutes(m.train_seconds)} ({_minutes(m.wall_seconds)}) "
-            f"| {row.pairs_per_s:,.0f} |"
-        )
+        cells = [
+            row.label,
+            f"{row.alone:.4f}",
+            f"{fusion.interpolated:.4f} ({fusion.weight:.2f})",
+            f"{fusion.cross_validated:.4f}",
+            f"{fusion.p_value:.3f}",
+            "—" if m is None else f"{_count(m.parameters)} ({_count(m.trained_parameters)})",
+            "—" if m is None else f"{_minutes(m.train_seconds)} ({_minutes(m.wall_seconds)})",
+            "—" if row.pairs_per_s is None else f"{row.pairs_per_s:,.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return head + "\n".join(lines) + "\n"
+
+
+def candidates_only(run: Run, bm25: Run) -> Run:
+    """``run`` restricted to the BM25 candidates of each dev query (ValueError if any is
+    missing: the run must rerank the same candidates)."""
+    missing = [qid for qid in bm25 if not set(bm25[qid]) <= set(run.get(qid, {}))]
+    if missing:
+        raise ValueError(
+            f"the run lacks BM25 candidates of {len(missing)} queries, e.g. {missing[0]}"
+        )
+    return {qid: {doc: run[qid][doc] for doc in docs} for qid, docs in bm25.items()}
 
 
 def dev_set(data: Path, split: str, top_k: int) -> DevSet:
@@ -235,6 +257,10 @@ def main() -> None:
         fusion = fuse(run, bm25, qrels, args.folds)
         rows.append(Row(label, mean_metric(run, qrels), fusion, loaded, pairs_per_s))
         print(f"{label}: {fusion}, {pairs_per_s:.0f} pairs/s", flush=True)
+    for spec in args.run:
+        label, _, path = spec.partition("=")
+        run = candidates_only(read_run(path), bm25)
+        rows.append(Row(label, mean_metric(run, qrels), fuse(run, bm25, qrels, args.folds)))
     table = markdown(rows, args.top_k)
     print(f"\nload average: {os.getloadavg()}\n")
     print(table)
