@@ -27,6 +27,9 @@ W=${WORK:-/tmp/crossrank-gpu}
 TRAIN_EXTRA=${TRAIN_EXTRA:---time-limit 4.5}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 export TOKENIZERS_PARALLELISM=true
+# bm25s imports JAX when present, and JAX grabs 75% of GPU memory per process by default:
+# with two trainings side by side that ran the card out of memory (first call, 2026-11-26).
+export XLA_PYTHON_CLIENT_PREALLOCATE=false JAX_PLATFORMS=cpu
 rm -rf "$W" && mkdir -p "$W/res" "$OUT"
 left() { echo $((BUDGET - ($(date +%s) - START))); }
 say() { echo "[$(date +%T) +$(($(date +%s) - START))s] $*"; }
