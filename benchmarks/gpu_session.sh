@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Everything this project runs on a lent GPU, as one prepared command (device time is scarce).
 #
-#   1. trains configs/scifact-gpu.toml and configs/scifact-gpu-wide.toml side by side on the
-#      one GPU (each is small next to an H100/H200), keeps the better on dev (nDCG@10 alone),
+#   0. runs the CUDA-only unit tests when pytest is there;
+#   1. trains the RECIPES (default: configs/scifact-gpu-v2.toml and configs/scifact-gpu.toml)
+#      side by side on the one GPU (each is small next to an H100/H200), keeps the best on dev
+#      (nDCG@10 alone),
 #      reranks dev BM25 top-100 with it and packs it as fp16 safetensors, split for transfer;
 #   2. benchmarks/engine_vs_st.py: crossrank torch/bf16/fp16 vs sentence-transformers predict;
 #   3. benchmarks/train_throughput.py: crossrank's trainer vs CrossEncoderTrainer;
@@ -25,6 +27,7 @@ DATA=${DATA:-.gpu/scifact}
 DEVICE=${DEVICE:-cuda}
 W=${WORK:-/tmp/crossrank-gpu}
 TRAIN_EXTRA=${TRAIN_EXTRA:---time-limit 4.5}
+RECIPES=${RECIPES:-scifact-gpu-v2 scifact-gpu}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 export TOKENIZERS_PARALLELISM=true
 # bm25s imports JAX when present, and JAX grabs 75% of GPU memory per process by default:
@@ -61,23 +64,29 @@ save_file({k: v.float().contiguous() for k, v in weights.items()}, dst / "model.
 PY
 fi
 
-say "1. train two recipes side by side"
-for name in scifact-gpu scifact-gpu-wide; do
+if python3 -c "import pytest" 2>/dev/null; then
+    say "0. CUDA unit tests (the engine's pipelined GPU path)"
+    timeout 120 python3 -m pytest -q -p no:cacheprovider tests/inference/test_pipelined.py -k cuda \
+        > "$W/res/cuda_tests.log" 2>&1; tail -3 "$W/res/cuda_tests.log"
+fi
+
+say "1. train the recipes side by side: $RECIPES"
+for name in $RECIPES; do
     ( timeout $(($(left) - 150)) python3 -m crossrank.cli.main train --data "$DATA" \
         --backbone "$BACKBONE" --out "$W/$name" --config "${CONFIGS:-configs}/$name.toml" $TRAIN_EXTRA \
         > "$W/res/train-$name.log" 2>&1; echo "$name exit $?" >> "$W/res/train-$name.log" ) &
 done
 wait
-for name in scifact-gpu scifact-gpu-wide; do
+for name in $RECIPES; do
     tail -3 "$W/res/train-$name.log"
     cp "$W/$name"/{final.json,metrics.jsonl,config.toml} "$W/res/" 2>/dev/null \
         && for f in final.json metrics.jsonl config.toml; do mv "$W/res/$f" "$W/res/$name.$f"; done
 done
-BEST=$(python3 - "$W" <<'PY'
+BEST=$(python3 - "$W" $RECIPES <<'PY'
 import json, sys
 from pathlib import Path
 runs = {}
-for name in ("scifact-gpu", "scifact-gpu-wide"):
+for name in sys.argv[2:]:
     final = Path(sys.argv[1]) / name / "final.json"
     if final.is_file() and json.loads(final.read_text()).get("dev"):
         runs[name] = json.loads(final.read_text())["dev"]["model"]

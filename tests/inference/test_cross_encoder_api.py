@@ -83,3 +83,14 @@ def test_constructor_validates_backend_device_and_length(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match="exceeds the model's 64 positions"):
         CrossEncoder.from_pretrained(path, backend="torch", device="cpu", max_length=128)
     assert CrossEncoder.from_pretrained(path, backend="torch", device="cpu").max_length == 64
+
+
+def test_count_tokens_matches_what_predict_scores(ce: CrossEncoder) -> None:
+    long_doc = " ".join(["word"] * 200)  # far beyond max_length=64
+    pairs = [("what is bm25", d) for d in [*DOCS, long_doc]]
+    counts = ce.count_tokens(pairs)
+    ce.predict(pairs)
+    assert counts.truncated.tolist() == [False] * len(DOCS) + [True]
+    assert int(counts.truncated.sum()) == ce.last_stats.truncated_pairs
+    assert int(counts.tokens.sum()) == ce.last_stats.tokens
+    assert counts.tokens[-1] == 64  # the long pair fills the input exactly

@@ -13,6 +13,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from crossrank import CrossEncoder
 from crossrank.errors import ConfigError
+from crossrank.inference.backends import Backend
 from crossrank.inference.engine import EngineSettings, ScoringEngine
 from crossrank.inference.passages import PassageConfig
 from crossrank.inference.tokenize import PairTokenizer, TokenBatch
@@ -49,7 +50,7 @@ def _plain_forward(path: Path, pairs: list[tuple[str, str]], max_length: int) ->
     return np.array(out, dtype=np.float32)
 
 
-class RecordingBackend:
+class RecordingBackend(Backend):
     """Scores rows by how often ``needle`` occurs in the document; records every batch."""
 
     name = "recording"

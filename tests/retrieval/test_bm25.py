@@ -8,14 +8,13 @@ import numpy as np
 import pytest
 import Stemmer
 
-from crossrank.data.types import Document
+from crossrank.data.types import Document, as_document_list
 from crossrank.errors import ConfigError, DataFormatError, MissingDataError
 from crossrank.protocols import Retriever
 from crossrank.retrieval.bm25 import (
     CONFIG_FILE,
     BM25Config,
     BM25Retriever,
-    as_document_list,
 )
 
 QUERIES = {"q1": "purring cats", "q2": "a drug for fever", "q3": "fruit trees in Spain"}

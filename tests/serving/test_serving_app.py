@@ -183,7 +183,10 @@ def calibrated(request: pytest.FixtureRequest, model_dir: Path, tmp_path: Path) 
     calibrated_dir = tmp_path / "calibrated"
     shutil.copytree(model_dir, calibrated_dir)
     save_calibrator(request.param, calibrated_dir)
-    return ServedModel.load(calibrated_dir, backend="torch", device="cpu", max_length=MAX_LENGTH)
+    encoder = CrossEncoder.from_pretrained(
+        calibrated_dir, backend="torch", device="cpu", max_length=MAX_LENGTH
+    )
+    return ServedModel.load(calibrated_dir, encoder)
 
 
 def test_calibrated_scores_by_default(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from crossrank.cli.common import add_quiet_arg, parse_pair, positive_int
 from crossrank.inference.backends import BACKEND_NAMES
+from crossrank.inference.cross_encoder import CrossEncoder
 from crossrank.inference.passages import AGGREGATES, PASSAGE_MODES, PassageConfig
 from crossrank.models.registry import DEFAULT_RERANKER
 from crossrank.serving.app import create_app
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     )
     sock = listen(args.host, args.port)  # before the slow model load: a busy port fails fast
     try:
-        model = ServedModel.load(
+        encoder = CrossEncoder.from_pretrained(
             args.model,
             backend=args.backend,
             device=args.device,
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             cache_dir=args.cache_dir,
         )
         run_server(
-            create_app(model, config),
+            create_app(ServedModel.load(args.model, encoder), config),
             sock,
             graceful_timeout_s=config.graceful_timeout_s,
             access_log=args.access_log,

@@ -6,7 +6,10 @@ These are the shapes pytrec_eval and ir_measures use, so no conversion is needed
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+from crossrank.errors import ConfigError
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
@@ -50,3 +53,26 @@ class Collection:
 
     def query_texts(self) -> dict[str, str]:
         return {qid: q.text for qid, q in self.queries.items()}
+
+
+def as_document_list(docs: Mapping[str, Document] | Iterable[Document]) -> list[Document]:
+    """Normalise a corpus to a list of Documents, rejecting empty corpora and duplicate ids.
+
+    >>> [d.doc_id for d in as_document_list({"a": Document("a", "x")})]
+    ['a']
+    """
+    documents = list(docs.values() if isinstance(docs, Mapping) else docs)
+    if not documents:
+        raise ConfigError("corpus is empty: at least one document is required")
+    seen: set[str] = set()
+    for doc in documents:
+        if not isinstance(doc, Document):
+            raise ConfigError(f"corpus entries must be Document, got {type(doc).__name__}")
+        if doc.doc_id in seen:
+            raise ConfigError(f"duplicate doc_id {doc.doc_id!r} in corpus")
+        seen.add(doc.doc_id)
+    if isinstance(docs, Mapping):
+        for key, doc in docs.items():
+            if key != doc.doc_id:
+                raise ConfigError(f"corpus key {key!r} does not match its doc_id {doc.doc_id!r}")
+    return documents

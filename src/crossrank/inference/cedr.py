@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from crossrank.errors import ConfigError, require_positive
-from crossrank.inference.backends import check_device, default_token_budget
+from crossrank.inference.backends import Backend, check_device, default_token_budget
 from crossrank.inference.engine import EngineSettings, InferenceStats, ScoringEngine
 from crossrank.inference.tokenize import PairTemplate, PairTokenizer, TokenBatch
 from crossrank.models.cedr import CEDRKNRM
@@ -74,7 +74,7 @@ def segment_masks(
     return query, doc
 
 
-class CEDRBackend:
+class CEDRBackend(Backend):
     """Runs a :class:`CEDRKNRM` on token batches; a ``Backend`` with one output column.
 
     Takes ownership of ``model``: it is moved to ``device`` and put in eval mode.

@@ -16,22 +16,19 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
 from crossrank.data.atomic import atomic_dir, atomic_write, atomic_write_bytes
 from crossrank.errors import ConfigError, ModelLoadError
 from crossrank.models.cedr import CEDR_ARCH, CEDR_SCHEMA_VERSION, CEDRKNRM, CEDRConfig, CEDRHead
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.models.interaction.base import config_from_dict
+from crossrank.models.manifest import CONFIG_FILE, WEIGHTS_FILE, load_weights, read_manifest
 
 __all__ = ["BACKBONE_DIR", "is_cedr_directory", "load_cedr", "save_cedr", "write_cedr_head"]
 
 BACKBONE_DIR = "backbone"
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 
 
 def write_cedr_head(directory: str | Path, head: CEDRHead) -> None:
@@ -72,33 +69,14 @@ def is_cedr_directory(directory: str | Path) -> bool:
 def load_cedr(directory: str | Path) -> CEDRKNRM:
     """Rebuild a model saved by :func:`save_cedr` (or a CEDR training run), in eval mode."""
     directory = Path(directory)
-    manifest = _read_manifest(directory)
+    manifest = read_manifest(
+        directory, what="CEDR model", schema_version=CEDR_SCHEMA_VERSION, arch=CEDR_ARCH
+    )
     config = config_from_dict(CEDRConfig, manifest.get("config", {}))
     backbone = CrossEncoderModel.from_pretrained(directory / BACKBONE_DIR)
     try:
         model = CEDRKNRM(backbone, config)
     except ConfigError as err:
         raise ModelLoadError(f"{directory / CONFIG_FILE}: {err}") from err
-    try:
-        model.head.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
-    except (OSError, SafetensorError, RuntimeError) as err:
-        raise ModelLoadError(f"cannot load weights from {directory / WEIGHTS_FILE}: {err}") from err
+    load_weights(model.head, directory)
     return model.eval()
-
-
-def _read_manifest(directory: Path) -> dict[str, Any]:
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise ModelLoadError(f"{directory} is not a saved CEDR model (no {CONFIG_FILE})")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelLoadError(f"{path}: invalid JSON: {err}") from err
-    if not isinstance(manifest, dict) or manifest.get("arch") != CEDR_ARCH:
-        raise ModelLoadError(f"{path}: not a CEDR model (arch must be {CEDR_ARCH!r})")
-    if manifest.get("schema_version") != CEDR_SCHEMA_VERSION:
-        raise ModelLoadError(
-            f"{path}: unsupported schema_version {manifest.get('schema_version')!r} "
-            f"(expected {CEDR_SCHEMA_VERSION})"
-        )
-    return manifest

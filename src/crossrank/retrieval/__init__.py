@@ -11,7 +11,8 @@ Example:
     ['d1']
 """
 
-from crossrank.retrieval.bm25 import BM25Config, BM25Retriever, as_document_list
+from crossrank.data.types import as_document_list
+from crossrank.retrieval.bm25 import BM25Config, BM25Retriever
 from crossrank.retrieval.fusion import HybridRetriever, interpolate, reciprocal_rank_fusion
 
 __all__ = [

@@ -23,7 +23,7 @@ import numpy as np
 import Stemmer
 
 from crossrank.data.atomic import atomic_dir
-from crossrank.data.types import Document, Run
+from crossrank.data.types import Document, Run, as_document_list
 from crossrank.errors import ConfigError, DataFormatError, MissingDataError, require_positive
 
 SCHEMA_VERSION = 1
@@ -80,29 +80,6 @@ class BM25Config:
             raise ConfigError(
                 f"unsupported BM25 schema_version {self.schema_version!r}; expected {SCHEMA_VERSION}"
             )
-
-
-def as_document_list(docs: Mapping[str, Document] | Iterable[Document]) -> list[Document]:
-    """Normalise a corpus to a list of Documents, rejecting empty corpora and duplicate ids.
-
-    >>> [d.doc_id for d in as_document_list({"a": Document("a", "x")})]
-    ['a']
-    """
-    documents = list(docs.values() if isinstance(docs, Mapping) else docs)
-    if not documents:
-        raise ConfigError("corpus is empty: at least one document is required")
-    seen: set[str] = set()
-    for doc in documents:
-        if not isinstance(doc, Document):
-            raise ConfigError(f"corpus entries must be Document, got {type(doc).__name__}")
-        if doc.doc_id in seen:
-            raise ConfigError(f"duplicate doc_id {doc.doc_id!r} in corpus")
-        seen.add(doc.doc_id)
-    if isinstance(docs, Mapping):
-        for key, doc in docs.items():
-            if key != doc.doc_id:
-                raise ConfigError(f"corpus key {key!r} does not match its doc_id {doc.doc_id!r}")
-    return documents
 
 
 class BM25Retriever:

@@ -22,9 +22,8 @@ from typing import Literal
 import numpy as np
 
 from crossrank.data.atomic import atomic_write, atomic_write_bytes
-from crossrank.data.types import Document, Run
+from crossrank.data.types import Document, Run, as_document_list
 from crossrank.errors import ConfigError, MissingDataError, require_positive
-from crossrank.retrieval.bm25 import as_document_list
 from crossrank.retrieval.encoder import DenseEncoder, resolve_model_path
 
 logger = logging.getLogger(__name__)

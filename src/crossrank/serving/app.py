@@ -19,7 +19,7 @@ logits with ``raw_scores``. With an API key configured, the three scoring endpoi
 ``Authorization: Bearer <key>``; health, readiness, metrics and the schema stay open.
 
 Example:
-    >>> app = create_app(ServedModel.load("path/to/model"), ServerConfig())  # doctest: +SKIP
+    >>> app = create_app(ServedModel.load(path, CrossEncoder.from_pretrained(path)), ServerConfig())  # doctest: +SKIP
     >>> run_server(app, listen("127.0.0.1", 8080), graceful_timeout_s=30)  # doctest: +SKIP
 """
 

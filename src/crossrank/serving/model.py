@@ -8,7 +8,8 @@ logits on request. Graded and regression heads have no logit to calibrate: their
 calibration applies to the aggregated per-document logit.
 
 Example:
-    >>> served = ServedModel.load("path/to/model", backend="torch", max_length=256)  # doctest: +SKIP
+    >>> encoder = CrossEncoder.from_pretrained("path/to/model", max_length=256)  # doctest: +SKIP
+    >>> served = ServedModel.load("path/to/model", encoder)  # doctest: +SKIP
     >>> logits = served.logits([("what is bm25", "BM25 is ...")], None)  # doctest: +SKIP
     >>> served.present(logits, raw=False), served.score_kind(raw=False)  # doctest: +SKIP
     (array([0.93], dtype=float32), 'sigmoid')
@@ -47,27 +48,9 @@ class ServedModel:
         self.calibrator = calibrator
 
     @classmethod
-    def load(
-        cls,
-        name_or_path: str | Path,
-        *,
-        backend: str = "auto",
-        device: str | None = None,
-        max_length: int | None = None,
-        threads: int | None = None,
-        token_budget: int | None = None,
-        cache_dir: str | Path | None = None,
-    ) -> ServedModel:
-        """Load the cross-encoder and, from its directory, ``calibration.json`` if present."""
-        encoder = CrossEncoder.from_pretrained(
-            name_or_path,
-            backend=backend,
-            device=device,
-            max_length=max_length,
-            threads=threads,
-            token_budget=token_budget,
-            cache_dir=cache_dir,
-        )
+    def load(cls, name_or_path: str | Path, encoder: CrossEncoder) -> ServedModel:
+        """Serve ``encoder`` (loaded from ``name_or_path``) with the ``calibration.json`` of
+        its directory, if there is one."""
         path = Path(name_or_path)
         calibrator = load_calibrator(path) if path.is_dir() else None
         logger.info(

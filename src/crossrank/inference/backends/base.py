@@ -1,7 +1,10 @@
 """The backend interface, backend names, and default device/thread choices.
 
 A backend turns one padded :class:`~crossrank.inference.tokenize.TokenBatch` into float32
-logits ``[rows, num_labels]``. Names:
+logits ``[rows, num_labels]`` (``forward``), or a stream of batches into one logits array
+per batch (``forward_stream``, what the engine calls: a backend may overlap the stream's
+batches, e.g. keep GPU logits on the device until the end). Implementations subclass
+:class:`Backend` to inherit the per-batch default of ``forward_stream``. Names:
 
 ==============  =====================================================  ==========
 name            what                                                   exact fp32
@@ -20,6 +23,7 @@ name            what                                                   exact fp3
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -41,7 +45,12 @@ CPU_ONLY = ("onnx", "onnx-int8")
 
 @runtime_checkable
 class Backend(Protocol):
-    """Runs the model on padded token batches."""
+    """Runs the model on padded token batches.
+
+    Example:
+        >>> [logits.shape for logits in backend.forward_stream(batches)]  # doctest: +SKIP
+        [(64, 1), (128, 1)]
+    """
 
     name: str
     device: str
@@ -49,6 +58,13 @@ class Backend(Protocol):
     def forward(self, batch: TokenBatch) -> np.ndarray:
         """Float32 logits ``[rows, num_labels]`` for one batch."""
         ...
+
+    def forward_stream(self, batches: Iterable[TokenBatch]) -> list[np.ndarray]:
+        """``forward`` of each batch, in order; consumes ``batches`` to the end.
+
+        This default runs them one by one; overrides must return the same values.
+        """
+        return [self.forward(batch) for batch in batches]
 
 
 def default_device() -> str:

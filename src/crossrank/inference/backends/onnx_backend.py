@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from crossrank.errors import BackendUnavailableError
-from crossrank.inference.backends.base import default_threads
+from crossrank.inference.backends.base import Backend, default_threads
 from crossrank.inference.backends.onnx_export import ensure_onnx
 from crossrank.inference.tokenize import TokenBatch
 from crossrank.models.cross_encoder import CrossEncoderModel
@@ -27,7 +27,7 @@ except ImportError:  # optional dependency
     onnxruntime = None
 
 
-class OnnxBackend:
+class OnnxBackend(Backend):
     """ONNX Runtime on CPU; ``quantized`` selects the dynamic-int8 graph."""
 
     def __init__(

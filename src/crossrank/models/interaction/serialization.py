@@ -24,8 +24,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from crossrank.data.atomic import atomic_dir
 from crossrank.errors import ConfigError, ModelLoadError
@@ -36,6 +35,7 @@ from crossrank.models.interaction.embeddings import EmbeddingConfig, TermEmbeddi
 from crossrank.models.interaction.knrm import KNRM
 from crossrank.models.interaction.tensor_matching import NeuralTensorModel
 from crossrank.models.interaction.text import sentence_end_ids
+from crossrank.models.manifest import CONFIG_FILE, WEIGHTS_FILE, load_weights, read_manifest
 
 __all__ = [
     "ARCHITECTURES",
@@ -46,8 +46,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
 VOCAB_FILE = "vocab.txt"
 
 ARCHITECTURES: MappingProxyType[str, type[InteractionModel]] = MappingProxyType(
@@ -107,7 +105,7 @@ def save_interaction_model(model: InteractionModel, directory: str | Path) -> Pa
 def load_interaction_model(directory: str | Path) -> InteractionModel:
     """Rebuild a model saved by ``save_interaction_model`` (on CPU, in eval mode)."""
     directory = Path(directory)
-    manifest = _read_manifest(directory)
+    manifest = read_manifest(directory, what="interaction model", schema_version=SCHEMA_VERSION)
     model_class = ARCHITECTURES.get(manifest.get("arch", ""))
     if model_class is None:
         raise ModelLoadError(f"{directory / CONFIG_FILE}: unknown arch {manifest.get('arch')!r}")
@@ -120,24 +118,8 @@ def load_interaction_model(directory: str | Path) -> InteractionModel:
         )
     except (ConfigError, KeyError) as err:
         raise ModelLoadError(f"{directory / CONFIG_FILE}: {err}") from err
-    try:
-        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)), strict=True)
-    except (OSError, SafetensorError, RuntimeError) as err:
-        raise ModelLoadError(f"cannot load weights from {directory / WEIGHTS_FILE}: {err}") from err
+    load_weights(model, directory)
     return model.eval()
-
-
-def _read_manifest(directory: Path) -> dict[str, Any]:
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise ModelLoadError(f"{directory} is not a saved interaction model (no {CONFIG_FILE})")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelLoadError(f"{path}: invalid JSON: {err}") from err
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ModelLoadError(f"{path}: unsupported schema_version (expected {SCHEMA_VERSION})")
-    return manifest
 
 
 def _read_vocabulary(directory: Path) -> list[str]:
