@@ -72,6 +72,12 @@ def parse_args() -> argparse.Namespace:
         help="crossrank: padded tokens per forward chunk (0: one forward per micro-batch)",
     )
     parser.add_argument("--rounds", type=int, default=1, help="alternate ST/crossrank N times")
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=2,
+        help="crossrank: steps prepared ahead on a background thread (0: none)",
+    )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="default: bf16 on CUDA")
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -187,7 +193,7 @@ def run_crossrank(args: argparse.Namespace, groups: GroupSet, precision: str) ->
 
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(model, plans, config, out_dir=Path(tmp), ctx=ctx, callbacks=[stamp],
-                          quiet=True)  # fmt: skip
+                          quiet=True, prefetch=args.prefetch)  # fmt: skip
         trainer.fit()
     return pairs_per_s(times, _pairs_per_step(groups, args), args.warmup)
 
@@ -217,6 +223,7 @@ def main() -> None:
         "group_size": GROUP_SIZE,
         "max_length": args.max_length,
         "chunk_tokens": args.chunk_tokens,
+        "prefetch": args.prefetch,
         "pairs_per_s": results,
         "ratio_crossrank_over_st": cr / st,
         "loadavg_before": load_before,

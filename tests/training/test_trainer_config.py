@@ -44,7 +44,7 @@ def test_defaults_of_a_minimal_recipe() -> None:
         ("[model]\nkeep_layers = [2, 0]\n" + MINIMAL, "keep_layers must be distinct, increasing"),
         ('precision = "fp8"\n' + MINIMAL, "precision must be one of"),
         (MINIMAL + "grad_accum = 3\n", "must be divisible by grad_accum"),
-        (MINIMAL + "negatives = { dense = 1.0 }\n", "unsupported sources ['dense']"),
+        (MINIMAL + "negatives = { colbert = 1.0 }\n", "unsupported sources ['colbert']"),
         (MINIMAL + "lr = -1.0\n", "lr must be > 0"),
         (MINIMAL + 'losses = [{ name = "nope" }]\n', "unknown loss 'nope'"),
         (MINIMAL + 'schedule = "step"\n', "schedule must be one of"),

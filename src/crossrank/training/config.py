@@ -36,8 +36,15 @@ from typing import Any
 
 from crossrank.errors import ConfigError, MissingDataError
 from crossrank.evaluation.metrics import parse_metrics
-from crossrank.models.cedr import CEDRConfig
-from crossrank.models.interaction.serialization import ARCHITECTURES
+from crossrank.training.arch_config import (
+    ARCHS,
+    CEDR,
+    CROSS_ENCODER,
+    ENCODER_ONLY,
+    ArchConfig,
+    interaction_config,
+    parse_interaction,
+)
 from crossrank.training.config_io import coerce_table, dump_toml, to_plain
 from crossrank.training.losses import LossConfig
 
@@ -66,13 +73,9 @@ SCHEMA_VERSION = 1
 SOURCES = ("synthetic_title", "synthetic_sentence", "train_qrels")
 PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("linear", "cosine", "constant")
-# Negative sources `crossrank train` can fill itself (dense/model runs are not wired yet).
-NEGATIVE_SOURCES = ("bm25", "random")
-CROSS_ENCODER = "cross-encoder"
-# A cross-encoder with CEDR-KNRM kernel pooling over its layers (crossrank.models.cedr).
-CEDR = "cedr"
-# model.arch: the cross-encoder, CEDR, or an interaction model (K-NRM, Conv-KNRM, tensor, ...).
-ARCHS = (CROSS_ENCODER, CEDR, *ARCHITECTURES)
+# Negative sources a stage can mix: BM25 and dense (bi-encoder) hard negatives, model-mined
+# (the current model's best non-relevant candidates, guarded) and random.
+NEGATIVE_SOURCES = ("bm25", "dense", "model", "random")
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)\s*$")
@@ -112,17 +115,14 @@ def _choice(where: str, value: str, options: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(ArchConfig):
     """The model to train and its input/regularisation settings.
 
-    ``arch`` is ``cross-encoder`` (a transformer loaded from ``backbone``) or an interaction
-    architecture (``knrm``, ``conv_knrm``, ``tensor``, ``coattention``), whose ``backbone``
-    names its term embeddings: ``all-MiniLM-L6-v2`` (the WordPiece matrix) or a word2vec/GloVe
-    text file. ``interaction`` overrides fields of the architecture's config (e.g.
-    ``{ factorization = "cp" }`` for ``tensor``); ``train_embeddings`` unfreezes the term
-    embeddings. ``cedr`` is a cross-encoder loaded from ``backbone`` with CEDR-KNRM kernel
-    pooling over its layers; ``interaction`` then overrides fields of its ``CEDRConfig``
-    (e.g. ``{ layers = [0, 3], cls = "vector" }``).
+    ``arch``, ``interaction`` and ``train_embeddings`` choose the architecture (see
+    :class:`~crossrank.training.arch_config.ArchConfig`): ``cross-encoder`` (a transformer
+    loaded from ``backbone``), ``cedr``, or an interaction architecture whose ``backbone``
+    names its term embeddings (``all-MiniLM-L6-v2``'s WordPiece matrix or a word2vec/GloVe
+    text file).
 
     ``keep_layers`` prunes the encoder to the listed layers (e.g. ``[0, 2, 5]`` for a fast CPU
     variant); ``hidden_dropout`` / ``attention_dropout`` override the checkpoint's values
@@ -134,15 +134,12 @@ class ModelConfig:
     """
 
     backbone: str = ""
-    arch: str = CROSS_ENCODER
     max_length: int = 512
     max_query_length: int = 64
     keep_layers: tuple[int, ...] | None = None
     hidden_dropout: float | None = None
     attention_dropout: float | None = None
     chunk_tokens: int | None = None
-    train_embeddings: bool = False
-    interaction: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _positive("model.max_length", self.max_length)
@@ -162,88 +159,24 @@ class ModelConfig:
                 )
         _probability("model.hidden_dropout", self.hidden_dropout)
         _probability("model.attention_dropout", self.attention_dropout)
-        object.__setattr__(self, "interaction", _frozen_table(self.interaction))
-        self._check_arch()
-
-    def _check_arch(self) -> None:
-        _choice("model.arch", self.arch, ARCHS)
-        if self.arch == CROSS_ENCODER:
-            if self.interaction or self.train_embeddings:
-                raise ConfigError(
-                    "model.interaction and model.train_embeddings apply to interaction "
-                    f"architectures {tuple(ARCHITECTURES)} only, not {CROSS_ENCODER!r}"
-                )
-            return
-        if self.arch == CEDR:
-            if self.train_embeddings or "max_length" in self.interaction:
-                raise ConfigError(
-                    "model.train_embeddings and model.interaction.max_length do not apply to "
-                    "arch 'cedr' (its input length is model.max_length)"
-                )
-            interaction_config(CEDR, self.interaction)
-            return
-        for name in ("keep_layers", "hidden_dropout", "attention_dropout"):
-            if getattr(self, name) is not None:
-                raise ConfigError(
-                    f"model.{name} applies to the cross-encoder only, not arch {self.arch!r}"
-                )
-        interaction_config(self.arch, self.interaction)
+        self._check_arch({name: getattr(self, name) for name in ENCODER_ONLY})
 
     def __hash__(self) -> int:
         return hash((self.backbone, self.arch, tuple(sorted(self.interaction.items()))))
-
-
-def interaction_config(arch: str, overrides: Mapping[str, Any], base: Any | None = None) -> Any:
-    """The config dataclass of interaction ``arch``: ``base`` (default: the class defaults)
-    with the recipe's ``model.interaction`` overrides, each type-checked.
-
-    >>> interaction_config("tensor", {"factorization": "cp", "rank": 4}).rank
-    4
-    >>> interaction_config("knrm", {"kernel_sigmaa": 0.1})
-    Traceback (most recent call last):
-    crossrank.errors.ConfigError: model.interaction: unknown key 'kernel_sigmaa' (known: ...)
-    """
-    _choice("model.arch", arch, (CEDR, *ARCHITECTURES))
-    config_class = CEDRConfig if arch == CEDR else ARCHITECTURES[arch].config_class
-    if "schema_version" in overrides:
-        raise ConfigError("model.interaction: schema_version cannot be overridden")
-    plain = {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
-    try:
-        # The TOML coercion checks every key and value type against the dataclass.
-        checked = coerce_table(config_class, plain, "", {})
-    except (ConfigError, TypeError, ValueError) as err:
-        raise ConfigError(f"model.interaction: {err}") from err
-    if base is None:
-        return checked
-    return dataclasses.replace(base, **{name: getattr(checked, name) for name in overrides})
-
-
-def _frozen_table(table: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A read-only copy of a table of scalars and lists of scalars (lists become tuples)."""
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"model.interaction must be a table, got {table!r}")
-    frozen: dict[str, Any] = {}
-    for key, value in table.items():
-        items = value if isinstance(value, list | tuple) else (value,)
-        if not all(isinstance(v, bool | int | float | str) for v in items):
-            raise ConfigError(
-                f"model.interaction.{key} must be a number, string, boolean or a list of "
-                f"them, got {value!r}"
-            )
-        frozen[str(key)] = tuple(value) if isinstance(value, list | tuple) else value
-    return MappingProxyType(frozen)
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """BEIR collection directory and the qrels splits to train and evaluate on.
 
-    An empty ``dev_split`` (``""``) turns dev evaluation off.
+    An empty ``dev_split`` (``""``) turns dev evaluation off. ``dense_model`` is the
+    bi-encoder that retrieves ``dense`` negatives (unset: the offline all-MiniLM-L6-v2).
     """
 
     path: str = ""
     train_split: str = "train"
     dev_split: str = "dev"
+    dense_model: str | None = None
 
 
 @dataclass(frozen=True)
@@ -298,8 +231,11 @@ class StageConfig:
     """One training stage: its data, groups, objective, optimiser and schedule.
 
     Each group is one query with its positive first and ``group_size - 1`` negatives drawn
-    from ``negatives`` (weights per source, see NegativeMix) out of the top
-    ``negative_depth`` candidates. ``groups_per_step`` groups make one optimiser step (split
+    from ``negatives`` (weights per source among NEGATIVE_SOURCES, see NegativeMix) out of
+    the top ``negative_depth`` candidates of each source. ``model`` negatives are mined at
+    the start of the stage by the model being trained: it re-scores each query's BM25 top
+    ``mine_depth`` and keeps its best non-relevant ones that the false-negative guard lets
+    through (none scored above a judged positive). ``groups_per_step`` groups make one optimiser step (split
     over ``grad_accum`` micro-batches and over the data-parallel ranks). The stage runs
     ``epochs`` passes, cut at ``max_steps`` when given. ``eval_every`` = 0 evaluates only at
     the stage end; ``patience`` = 0 disables early stopping. ``clip`` = 0 disables clipping;
@@ -311,6 +247,7 @@ class StageConfig:
     group_size: int = 8
     negatives: Mapping[str, float] = field(default_factory=lambda: {"bm25": 1.0})
     negative_depth: int = 30
+    mine_depth: int = 100
     max_groups: int | None = None
     groups_per_step: int = 8
     grad_accum: int = 1
@@ -334,8 +271,9 @@ class StageConfig:
         if self.group_size < 2:
             raise ConfigError(f"{where}: group_size must be >= 2, got {self.group_size}")
         self._check_negatives(where)
-        for name in ("negative_depth", "max_groups", "groups_per_step", "grad_accum", "lr"):
+        for name in ("negative_depth", "mine_depth", "max_groups", "groups_per_step", "grad_accum"):
             _positive(f"{where}: {name}", getattr(self, name))
+        _positive(f"{where}: lr", self.lr)
         _positive(f"{where}: epochs", self.epochs)
         _positive(f"{where}: max_steps", self.max_steps)
         if self.groups_per_step % self.grad_accum:
@@ -453,13 +391,7 @@ def _parse_losses(value: Any, where: str) -> tuple[LossConfig, ...]:
         raise ConfigError(f"{where}: {err}") from err
 
 
-def _parse_interaction(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f'{where} must be a table like {{ factorization = "cp" }}')
-    return value  # checked against the architecture's config in ModelConfig
-
-
 # Fields whose TOML form needs more than type coercion.
 _SPECIAL_FIELDS = MappingProxyType(
-    {(StageConfig, "losses"): _parse_losses, (ModelConfig, "interaction"): _parse_interaction}
+    {(StageConfig, "losses"): _parse_losses, (ModelConfig, "interaction"): parse_interaction}
 )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -30,9 +31,17 @@ from crossrank.errors import ConfigError, require_positive
 from crossrank.training.augmentation import sentence_queries, title_queries
 from crossrank.training.config import StageConfig
 from crossrank.training.negatives import NegativeMix, sample_negatives
-from crossrank.training.negatives.sampling import NegativeSample
 
-__all__ = ["GroupSet", "build_stage_groups", "epoch_batches", "split_micro_batches"]
+__all__ = [
+    "GroupSet",
+    "MineFn",
+    "RetrieveFn",
+    "StageQueries",
+    "build_stage_groups",
+    "epoch_batches",
+    "split_micro_batches",
+    "stage_queries",
+]
 
 # Batches are formed inside pools of this many batches: long enough to sort by length,
 # short enough that every part of the shuffled data still mixes across the epoch.
@@ -100,6 +109,57 @@ RetrieveFn = Callable[[Mapping[str, str], int], Run]
 Positive = tuple[str, str, str, float]  # (query id, positive doc id, positive text, grade)
 
 
+class MineFn(Protocol):
+    """Model-mined negatives: for each query of ``judged``, its best non-relevant candidates.
+
+    ``queries`` maps query ids to texts, ``doc_text`` doc ids to the texts the stage trains
+    on; ``depth`` is how many to keep per query, ``pool_depth`` how many first-stage
+    candidates to re-score.
+    """
+
+    def __call__(
+        self,
+        queries: Mapping[str, str],
+        judged: Qrels,
+        doc_text: Mapping[str, str],
+        depth: int,
+        pool_depth: int,
+    ) -> Run: ...
+
+
+@dataclass(frozen=True)
+class StageQueries:
+    """A stage's queries before negatives: texts, judged documents, positives, doc texts.
+
+    ``texts`` and ``judged`` cover the queries of ``positives`` (query id, positive doc id,
+    positive text, grade); ``doc_text`` holds the text the stage trains on for every doc.
+    """
+
+    texts: dict[str, str]
+    judged: Qrels
+    positives: list[Positive]
+    doc_text: dict[str, str]
+
+
+def stage_queries(
+    stage: StageConfig,
+    *,
+    corpus: Mapping[str, Document],
+    queries: Mapping[str, Query],
+    qrels: Qrels,
+    seed: int,
+) -> StageQueries:
+    """The queries and positives of one stage (see :func:`build_stage_groups`)."""
+    rng = np.random.default_rng([seed, 1])
+    texts, positives, doc_text = _positives(stage.source, corpus, queries, qrels, rng)
+    positives = _cap(positives, stage.max_groups, rng)
+    if stage.source == "train_qrels":
+        judged = {qid: qrels[qid] for qid in sorted({p[0] for p in positives})}
+    else:
+        judged = {qid: {doc_id: 1} for qid, doc_id, _, _ in positives}
+    return StageQueries({qid: texts[qid] for qid in judged}, judged, positives, doc_text)
+
+
 def build_stage_groups(
     stage: StageConfig,
     *,
@@ -108,28 +168,34 @@ def build_stage_groups(
     qrels: Qrels,
     retrieve: RetrieveFn,
     seed: int,
+    dense: RetrieveFn | None = None,
+    mine: MineFn | None = None,
 ) -> GroupSet:
-    """The groups of one stage, a pure function of the data, the stage config and ``seed``.
+    """The groups of one stage, a pure function of the data, the stage config and ``seed``
+    (and, for ``model`` negatives, of the model ``mine`` scores with).
 
     ``train_qrels``: one group per (query, judged-relevant document) of ``qrels``, texts are
     title + abstract. ``synthetic_*``: one group per usable corpus document, texts are
     abstracts only (a title copied into negatives only would be a shortcut). ``retrieve(texts,
-    depth)`` returns first-stage candidates; it is called only for BM25 negatives.
+    depth)`` returns BM25 candidates, ``dense`` dense ones, ``mine`` model-mined ones; each is
+    called only when the stage gives its source a weight (and must then be given).
     """
-    rng = np.random.default_rng([seed, 1])
-    texts, positives, doc_text = _positives(stage.source, corpus, queries, qrels, rng)
-    positives = _cap(positives, stage.max_groups, rng)
-    if stage.source == "train_qrels":
-        judged = {qid: qrels[qid] for qid in sorted({p[0] for p in positives})}
-    else:
-        judged = {qid: {doc_id: 1} for qid, doc_id, _, _ in positives}
-    sample = _negatives(
-        stage, judged, texts=texts, retrieve=retrieve, corpus_ids=sorted(corpus), seed=seed
+    sq = stage_queries(stage, corpus=corpus, queries=queries, qrels=qrels, seed=seed)
+    runs = _candidate_runs(stage, sq, retrieve, dense, mine)
+    sample = sample_negatives(
+        sq.judged,
+        stage.group_size - 1,
+        NegativeMix(**stage.negatives),
+        runs=runs,
+        corpus_ids=sorted(corpus) if stage.negatives.get("random", 0.0) > 0 else (),
+        depth=stage.negative_depth,
+        seed=seed,
     )
+    doc_text, negatives = sq.doc_text, sample.negatives
     return GroupSet.build(
-        [texts[qid] for qid, _, _, _ in positives],
-        [[text, *(doc_text[n] for n in sample.negatives[qid])] for qid, _, text, _ in positives],
-        [[grade] + [0.0] * len(sample.negatives[qid]) for qid, _, _, grade in positives],
+        [sq.texts[qid] for qid, _, _, _ in sq.positives],
+        [[text, *(doc_text[n] for n in negatives[qid])] for qid, _, text, _ in sq.positives],
+        [[grade] + [0.0] * len(negatives[qid]) for qid, _, _, grade in sq.positives],
         stage.group_size,
     )
 
@@ -173,27 +239,30 @@ def _cap(positives: list[Positive], limit: int | None, rng: np.random.Generator)
     return [positives[i] for i in keep.tolist()]
 
 
-def _negatives(
+def _candidate_runs(
     stage: StageConfig,
-    judged: Qrels,
-    *,
-    texts: Mapping[str, str],
+    sq: StageQueries,
     retrieve: RetrieveFn,
-    corpus_ids: list[str],
-    seed: int,
-) -> NegativeSample:
+    dense: RetrieveFn | None,
+    mine: MineFn | None,
+) -> dict[str, Run]:
+    """The candidate run of every hard-negative source the stage gives a weight."""
+    wanted = [s for s in ("bm25", "dense", "model") if stage.negatives.get(s, 0.0) > 0]
+    given = {"bm25": retrieve, "dense": dense, "model": mine}
+    missing = [source for source in wanted if given[source] is None]
+    if missing:
+        raise ConfigError(
+            f"stage {stage.name!r} asks for {missing} negatives but no retriever/miner was given"
+        )
+    depth = stage.negative_depth
     runs: dict[str, Run] = {}
-    if stage.negatives.get("bm25", 0.0) > 0:
-        runs["bm25"] = retrieve({qid: texts[qid] for qid in judged}, stage.negative_depth)
-    return sample_negatives(
-        judged,
-        stage.group_size - 1,
-        NegativeMix(**stage.negatives),
-        runs=runs,
-        corpus_ids=corpus_ids if stage.negatives.get("random", 0.0) > 0 else (),
-        depth=stage.negative_depth,
-        seed=seed,
-    )
+    if "bm25" in wanted:
+        runs["bm25"] = retrieve(sq.texts, depth)
+    if dense is not None and "dense" in wanted:
+        runs["dense"] = dense(sq.texts, depth)
+    if mine is not None and "model" in wanted:
+        runs["model"] = mine(sq.texts, sq.judged, sq.doc_text, depth, stage.mine_depth)
+    return runs
 
 
 def epoch_batches(

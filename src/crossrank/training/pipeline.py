@@ -17,7 +17,8 @@ Output directory (written by rank 0):
   ``load_interaction_model``; CEDR (``model.arch = "cedr"``) writes ``config.json``,
   ``model.safetensors`` (its ranking layer) and ``backbone/`` (the cross-encoder), read by
   ``load_cedr``;
-* ``checkpoints/`` while training (removed at the end unless ``keep_checkpoints``).
+* ``checkpoints/`` while training (removed at the end unless ``keep_checkpoints``), with
+  ``checkpoints/mined/`` holding the model-mined negatives of stages that use them.
 
 Example:
     >>> result = train(load_config("configs/scifact-cpu.toml").replace(  # doctest: +SKIP
@@ -27,29 +28,26 @@ Example:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
 from crossrank.data.atomic import atomic_write
 from crossrank.data.beir import load_collection, load_queries, read_qrels_tsv
-from crossrank.data.types import Collection, Run
+from crossrank.data.types import Collection
 from crossrank.errors import ConfigError, MissingDataError
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.retrieval.bm25 import BM25Retriever
-from crossrank.retrieval.encoder import resolve_model_path
+from crossrank.retrieval.dense import DenseRetriever, default_cache_dir
+from crossrank.retrieval.encoder import DenseConfig, DenseEncoder, resolve_model_path
 from crossrank.training.cedr import build_cedr
 from crossrank.training.config import (
     CEDR,
     CROSS_ENCODER,
     ModelConfig,
-    StageConfig,
     TrainConfig,
     interaction_config,
 )
-from crossrank.training.data import GroupSet, build_stage_groups
+from crossrank.training.data import RetrieveFn
 from crossrank.training.dev import DevEvaluator, DevSet
 from crossrank.training.distributed import (
     DistContext,
@@ -58,19 +56,19 @@ from crossrank.training.distributed import (
     seed_everything,
     shutdown_distributed,
 )
+from crossrank.training.hard_negatives import MinedStageStart, ModelMiner
 from crossrank.training.interaction import build_interaction_trainable
 from crossrank.training.outputs import CHECKPOINT_DIR, CONFIG_FILE, FINAL_FILE
+from crossrank.training.planning import make_plan, plan_stages, replay_mined
 from crossrank.training.trainable import (
     CrossEncoderTrainable,
     TrainableModel,
     prune_layers,
     set_dropout,
 )
-from crossrank.training.trainer import StageEvent, StagePlan, Trainer, TrainResult
+from crossrank.training.trainer import StageEvent, Trainer, TrainResult
 
 __all__ = ["build_cross_encoder", "build_model", "make_plan", "plan_stages", "train"]
-
-logger = logging.getLogger(__name__)
 
 
 def train(
@@ -80,18 +78,28 @@ def train(
     resume: bool = False,
     quiet: bool = False,
     callbacks: Sequence[Callable[[StageEvent], None]] = (),
+    prefetch: int = 2,
 ) -> TrainResult:
     """Run a recipe end to end (under ``torchrun`` as one rank of a data-parallel job).
 
     ``resume`` continues from ``out_dir/checkpoints/last`` when it exists (and starts fresh
-    otherwise); without it, an ``out_dir`` that already holds a run is an error.
+    otherwise); without it, an ``out_dir`` that already holds a run is an error. ``prefetch``
+    steps are prepared ahead on a background thread (0: none; the weights are the same).
     """
     out = Path(out_dir)
     _check_inputs(config, out, resume)
     ctx = init_distributed(config.device)
     try:
         with determinism(config.deterministic, config.threads):
-            return _run(config, out, ctx, resume=resume, quiet=quiet, callbacks=callbacks)
+            return _run(
+                config,
+                out,
+                ctx,
+                resume=resume,
+                quiet=quiet,
+                callbacks=callbacks,
+                prefetch=prefetch,
+            )
     finally:
         shutdown_distributed()
 
@@ -104,6 +112,7 @@ def _run(
     resume: bool,
     quiet: bool,
     callbacks: Sequence[Callable[[StageEvent], None]],
+    prefetch: int,
 ) -> TrainResult:
     seed_everything(config.seed + ctx.rank)  # dropout differs across ranks, data does not
     if ctx.is_main:
@@ -112,7 +121,18 @@ def _run(
     collection = load_collection(config.data.path, config.data.train_split)
     bm25 = BM25Retriever.build(collection.corpus)
     model = build_model(config.model, seed=config.seed, device_type=ctx.device.type)
-    plans = plan_stages(config, model, collection, bm25.retrieve)
+    dense = _dense_retriever(config, collection, ctx)
+    # Until a stage mines with the model (at its start), its BM25 pool stands in for the
+    # model's candidates: the plan's number of groups and steps do not depend on them.
+    stand_in = replay_mined(bm25.retrieve)
+    plans = plan_stages(config, model, collection, bm25.retrieve, dense=dense, mine=stand_in)
+    miner = ModelMiner(
+        model,
+        bm25.retrieve,
+        device=ctx.device,
+        precision=config.precision,
+        batch_size=config.eval.batch_size,
+    )
     evaluator = _dev_evaluator(config, collection, bm25, ctx)
     trainer = Trainer(
         model,
@@ -123,6 +143,17 @@ def _run(
         evaluator=evaluator,
         callbacks=callbacks,
         quiet=quiet,
+        prefetch=prefetch,
+        stage_start=MinedStageStart(
+            config,
+            model,
+            collection,
+            retrieve=bm25.retrieve,
+            dense=dense,
+            miner=miner,
+            ctx=ctx,
+            out_dir=out,
+        ),
     )
     try:
         return trainer.fit(resume=resume)
@@ -170,42 +201,16 @@ def build_cross_encoder(
     )
 
 
-def plan_stages(
-    config: TrainConfig,
-    model: TrainableModel,
-    collection: Collection,
-    retrieve: Callable[[dict[str, str], int], Run],
-) -> list[StagePlan]:
-    """Groups and group lengths of every stage (stage ``i`` samples with ``seed + i``)."""
-    plans = []
-    for index, stage in enumerate(config.stages):
-        groups = build_stage_groups(
-            stage,
-            corpus=collection.corpus,
-            queries=collection.queries,
-            qrels=collection.qrels,
-            retrieve=retrieve,
-            seed=config.seed + index,
-        )
-        plans.append(make_plan(stage, groups, model))
-    return plans
-
-
-def make_plan(stage: StageConfig, groups: GroupSet, model: TrainableModel) -> StagePlan:
-    """A stage's plan: its groups and each group's longest pair (tokens) for bucketing."""
-    if len(groups) == 0:
-        raise ConfigError(f"stage {stage.name!r} ({stage.source}) produced no groups")
-    queries, docs, rows, _ = groups.pairs(np.arange(len(groups)))
-    lengths = np.zeros(len(groups), dtype=np.int64)
-    np.maximum.at(lengths, rows, model.pair_lengths(queries, docs))
-    logger.info(
-        "stage %s: %d groups of <= %d (%d pairs)",
-        stage.name,
-        len(groups),
-        groups.group_size,
-        groups.num_pairs(),
-    )
-    return StagePlan(stage, groups, lengths)
+def _dense_retriever(
+    config: TrainConfig, collection: Collection, ctx: DistContext
+) -> RetrieveFn | None:
+    """The bi-encoder retriever of ``dense`` negatives, built only when a stage asks for them."""
+    if not any(stage.negatives.get("dense", 0.0) > 0 for stage in config.stages):
+        return None
+    model = config.data.dense_model or "all-MiniLM-L6-v2"
+    encoder = DenseEncoder(DenseConfig(model=model), device=ctx.device)
+    cache_dir = default_cache_dir(config.data.path, model)
+    return DenseRetriever.build(collection.corpus, encoder, cache_dir=cache_dir).retrieve
 
 
 def _dev_evaluator(

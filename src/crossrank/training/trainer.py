@@ -62,7 +62,10 @@ from crossrank.training.outputs import (
 from crossrank.training.schedule import build_optimizer, build_scheduler
 from crossrank.training.state import StageEvent, StagePlan, TrainResult, TrainState
 
-__all__ = ["StageEvent", "StagePlan", "TrainResult", "TrainState", "Trainer"]
+__all__ = ["StageEvent", "StagePlan", "StageStart", "TrainResult", "TrainState", "Trainer"]
+
+# stage_start(index, plan, resumed) -> the plan the stage trains on (see Trainer).
+StageStart = Callable[[int, StagePlan, bool], StagePlan]
 
 
 @dataclass
@@ -92,7 +95,11 @@ class Trainer:
 
     ``model`` is trained in place (moved to ``ctx.device``). ``evaluator`` must be given on
     every rank or on none (only rank 0 calls it, the others wait for its decision);
-    ``callbacks`` run on every rank after every optimiser step.
+    ``callbacks`` run on every rank after every optimiser step. ``prefetch`` steps are
+    prepared ahead on a background thread (0: in the training thread; same results).
+    ``stage_start(index, plan, resumed)`` runs on every rank before each stage trains and
+    returns its plan (e.g. with negatives mined by the model as it is now); ``resumed`` says
+    the stage is resumed mid-way from a checkpoint. It must keep the number of groups.
     """
 
     def __init__(
@@ -106,6 +113,8 @@ class Trainer:
         evaluator: DevEvaluator | None = None,
         callbacks: Sequence[Callable[[StageEvent], None]] = (),
         quiet: bool = False,
+        prefetch: int = 2,
+        stage_start: StageStart | None = None,
     ) -> None:
         for plan in plans:
             parts = ctx.world_size * plan.config.grad_accum
@@ -130,6 +139,8 @@ class Trainer:
         self.evaluator = evaluator
         self.callbacks = tuple(callbacks)
         self.quiet = quiet
+        self.prefetch = prefetch
+        self.stage_start = stage_start
         self._window = _Window()
         self._deadline = math.inf
 
@@ -172,6 +183,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         for index in range(state.stage, len(self.plans)):
+            self._start_stage(index, state, resumed=checkpoint is not None and state.stage_step > 0)
             session = self._open_stage(index)
             if checkpoint is not None:
                 if state.stage_step > 0:
@@ -196,6 +208,19 @@ class Trainer:
         state = TrainState(**{k: v for k, v in checkpoint.state.items() if k in names})
         checkpoint.load_model(self.model)
         return state, checkpoint
+
+    def _start_stage(self, index: int, state: TrainState, *, resumed: bool) -> None:
+        """Let ``stage_start`` replace the stage's plan (not for a stage that will not run)."""
+        plan = self.plans[index]
+        if self.stage_start is None or plan.config.name in state.stopped_early:
+            return
+        fresh = self.stage_start(index, plan, resumed)
+        if fresh.total_steps != plan.total_steps:
+            raise ConfigError(
+                f"stage {plan.config.name!r}: stage_start changed the plan from "
+                f"{plan.total_steps} to {fresh.total_steps} steps"
+            )
+        self.plans[index] = fresh
 
     def _open_stage(self, index: int) -> _Session:
         plan = self.plans[index]
@@ -243,16 +268,19 @@ class Trainer:
                 ),
                 chunk_tokens=self.config.model.chunk_tokens,
                 pin=self.ctx.device.type == "cuda",
+                prefetch=self.prefetch,
             )
-            for micro in loader:
-                if done():
-                    break
-                self._step(session, micro)
-                state.batch += 1
-                state.stage_step += 1
-                state.global_step += 1
-                bar.update(1)
-                self._after_step(session, state, bar)
+            # closing(): stopping early (or an error) joins the prefetch thread right here.
+            with contextlib.closing(iter(loader)) as steps:
+                for micro in steps:
+                    if done():
+                        break
+                    self._step(session, micro)
+                    state.batch += 1
+                    state.stage_step += 1
+                    state.global_step += 1
+                    bar.update(1)
+                    self._after_step(session, state, bar)
             if state.batch >= len(batches):
                 state.epoch, state.batch = state.epoch + 1, 0
         if self.evaluator is not None and state.last_eval_step != state.global_step:
