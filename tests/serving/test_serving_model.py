@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from serving_helpers import load_encoder
 
 from crossrank import CrossEncoder
 from crossrank.errors import ConfigError
-from crossrank.evaluation.calibration import TemperatureScaling
+from crossrank.evaluation.calibration import PlattScaling, TemperatureScaling, save_calibrator
 from crossrank.models.heads import HeadSpec
 from crossrank.models.tiny import build_tiny_checkpoint
 from crossrank.serving.model import ServedModel
@@ -49,3 +50,17 @@ def test_graded_head_reports_its_own_score(tmp_path: Path) -> None:
     assert model.score_kind(raw=False) == model.score_kind(raw=True) == "graded"
     with pytest.raises(ConfigError, match=r"calibration\.json needs a binary primary head"):
         ServedModel(encoder, name="graded", calibrator=TemperatureScaling(2.0))
+
+
+def test_shipped_name_finds_the_calibration_in_the_package(
+    model_dir: Path, reference: CrossEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    packaged = tmp_path / "weights" / "tiny"
+    shutil.copytree(model_dir, packaged)
+    save_calibrator(PlattScaling(0.8, -2.5), packaged)
+    lookup = {"crossrank/tiny": packaged}
+    monkeypatch.setattr("crossrank.serving.model.shipped_model_dir", lookup.get)
+    served = ServedModel.load("crossrank/tiny", reference)
+    assert served.calibrator == PlattScaling(0.8, -2.5)
+    assert served.score_kind(raw=False) == "calibrated-platt"
+    assert ServedModel.load(model_dir, reference).calibrator is None

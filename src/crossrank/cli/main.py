@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("crossrank.cli.train", "train a cross-encoder from a TOML recipe (DDP via torchrun)"),
     "explain": ("crossrank.cli.explain", "explain scores (attributions, attention, sentences)"),
     "report": ("crossrank.cli.report", "accuracy, calibration, robustness and efficiency report"),
+    "calibrate": (
+        "crossrank.cli.calibrate",
+        "fit temperature/Platt scaling on a split, save it with the model",
+    ),
 }
 
 

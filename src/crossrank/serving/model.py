@@ -27,6 +27,7 @@ from crossrank.errors import ConfigError
 from crossrank.evaluation.calibration import Calibrator, load_calibrator
 from crossrank.inference.cross_encoder import CrossEncoder
 from crossrank.inference.passages import PassageConfig
+from crossrank.models.registry import shipped_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ class ServedModel:
     def load(cls, name_or_path: str | Path, encoder: CrossEncoder) -> ServedModel:
         """Serve ``encoder`` (loaded from ``name_or_path``) with the ``calibration.json`` of
         its directory, if there is one."""
-        path = Path(name_or_path)
+        # A shipped model's name (crossrank/minilm-scifact) stands for its folder in the package.
+        path = shipped_model_dir(str(name_or_path)) or Path(name_or_path)
         calibrator = load_calibrator(path) if path.is_dir() else None
         logger.info(
             "serving %s (backend %s, max_length %d, scores: %s)",
