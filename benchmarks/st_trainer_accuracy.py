@@ -22,13 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Dataset
 from sentence_transformers.cross_encoder import (
     CrossEncoder as STCrossEncoder,
 )
 from sentence_transformers.cross_encoder import (
     CrossEncoderTrainer,
-    CrossEncoderTrainingArguments,
 )
 from sentence_transformers.cross_encoder.losses import (
     BinaryCrossEntropyLoss,
@@ -43,6 +41,7 @@ from crossrank.retrieval.bm25 import BM25Retriever
 from crossrank.retrieval.encoder import resolve_model_path
 from crossrank.training.config import StageConfig
 from crossrank.training.data import GroupSet, build_stage_groups
+from st_common import groups_dataset, training_arguments
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 LOSSES = {"bce": BinaryCrossEntropyLoss, "lambda": LambdaLoss, "listnet": ListNetLoss}
@@ -79,19 +78,6 @@ def train_groups(data: Path, bm25: BM25Retriever) -> GroupSet:
     )
 
 
-def to_dataset(groups: GroupSet, listwise: bool) -> Dataset:
-    real = groups.members >= 0
-    docs = [groups.texts[m[r]].tolist() for m, r in zip(groups.members, real, strict=True)]
-    labels = [lab[r].tolist() for lab, r in zip(groups.labels, real, strict=True)]
-    queries = groups.queries.tolist()
-    if listwise:
-        return Dataset.from_dict({"query": queries, "docs": docs, "labels": labels})
-    rows = [(q, d, y) for q, ds, ys in zip(queries, docs, labels, strict=True)
-            for d, y in zip(ds, ys, strict=True)]  # fmt: skip
-    q, d, y = zip(*rows, strict=True)
-    return Dataset.from_dict({"query": list(q), "doc": list(d), "label": list(y)})
-
-
 def main() -> None:
     args = parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -103,28 +89,20 @@ def main() -> None:
         groups = GroupSet(
             groups.queries[keep], groups.texts, groups.members[keep], groups.labels[keep]
         )
-    dataset = to_dataset(groups, listwise=args.loss != "bce")
+    dataset = groups_dataset(groups, listwise=args.loss != "bce")
     model = STCrossEncoder(
         resolve_model_path(args.backbone), num_labels=1, max_length=args.max_length, device=device
     )
     loss = LOSSES[args.loss](model)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        training_args = CrossEncoderTrainingArguments(
-            output_dir=tmp,
-            num_train_epochs=args.epochs,
-            per_device_train_batch_size=args.batch_size,
-            learning_rate=args.lr,
-            warmup_steps=0.1,  # a float is a ratio in transformers 5
-            weight_decay=0.01,
-            max_grad_norm=1.0,
+        training_args = training_arguments(
+            tmp,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            device=device,
             bf16=device == "cuda",
-            use_cpu=device == "cpu",
-            save_strategy="no",
-            logging_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            seed=42,
+            epochs=args.epochs,
         )
         CrossEncoderTrainer(
             model=model, args=training_args, train_dataset=dataset, loss=loss

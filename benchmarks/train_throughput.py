@@ -25,13 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Dataset
 from sentence_transformers.cross_encoder import (
     CrossEncoder as STCrossEncoder,
 )
 from sentence_transformers.cross_encoder import (
     CrossEncoderTrainer,
-    CrossEncoderTrainingArguments,
 )
 from sentence_transformers.cross_encoder.losses import ListNetLoss
 from transformers import TrainerCallback
@@ -50,6 +48,7 @@ from crossrank.training.data import GroupSet, build_stage_groups
 from crossrank.training.distributed import DistContext, resolve_device
 from crossrank.training.pipeline import build_cross_encoder, make_plan
 from crossrank.training.trainer import StageEvent, Trainer
+from st_common import groups_dataset, training_arguments
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "scifact"
@@ -119,34 +118,17 @@ def run_sentence_transformers(args: argparse.Namespace, groups: GroupSet, precis
     model = STCrossEncoder(
         resolve_model_path(args.backbone), num_labels=1, max_length=args.max_length, device=device
     )
-    real = groups.members >= 0
-    dataset = Dataset.from_dict(
-        {
-            "query": groups.queries.tolist(),
-            "docs": [
-                groups.texts[m[r]].tolist() for m, r in zip(groups.members, real, strict=True)
-            ],
-            "labels": [lab[r].tolist() for lab, r in zip(groups.labels, real, strict=True)],
-        }
-    )
+    dataset = groups_dataset(groups, listwise=True)
     stamps = _Stamps()
     with tempfile.TemporaryDirectory() as tmp:
-        training_args = CrossEncoderTrainingArguments(
-            output_dir=tmp,
-            per_device_train_batch_size=args.groups_per_step,
-            max_steps=args.steps,
-            learning_rate=LR,
-            warmup_steps=0.1,  # a float is a ratio in transformers 5
-            weight_decay=0.01,
-            max_grad_norm=1.0,
+        training_args = training_arguments(
+            tmp,
+            batch_size=args.groups_per_step,
+            lr=LR,
+            device=device,
             bf16=precision == "bf16",
-            use_cpu=device == "cpu",
-            save_strategy="no",
-            logging_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            dataloader_drop_last=True,
-            seed=42,
+            max_steps=args.steps,
+            drop_last=True,
         )
         trainer = CrossEncoderTrainer(
             model=model,
