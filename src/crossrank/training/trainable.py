@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from crossrank.errors import ConfigError
 from crossrank.inference.tokenize import PairTokenizer, Ragged
+from crossrank.models.cls_only import cls_only, install_cls_only
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.training.config import parse_size
 
@@ -98,6 +99,8 @@ class CrossEncoderTrainable(nn.Module):
         head = model.heads.head(model.heads.primary)
         self._columns = model.heads.slices()[head.name]
         self._graded = head.kind == "graded"
+        # Only position 0 of the last layer reaches the loss; skip the rest of that layer.
+        self.cls_only = install_cls_only(self.encoder)
 
     def forward(
         self,
@@ -108,7 +111,8 @@ class CrossEncoderTrainable(nn.Module):
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
-        logits = self.encoder(**inputs).logits[:, self._columns]
+        with cls_only(self.encoder):
+            logits = self.encoder(**inputs).logits[:, self._columns]
         if self._graded:
             grades = torch.arange(logits.shape[1], device=logits.device, dtype=torch.float32)
             return torch.softmax(logits.float(), dim=1) @ grades

@@ -28,12 +28,10 @@ import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
@@ -49,9 +47,8 @@ from crossrank.training.checkpoint import (
 from crossrank.training.config import TrainConfig
 from crossrank.training.data import epoch_batches, split_micro_batches
 from crossrank.training.dev import DevEvaluator
-from crossrank.training.distributed import DistContext, autocast
+from crossrank.training.distributed import DistContext
 from crossrank.training.loader import ChunkedForward, MicroBatch, StepLoader
-from crossrank.training.losses import CombinedLoss, LossBatch, build_loss
 from crossrank.training.outputs import (
     CHECKPOINT_DIR,
     run_summary,
@@ -59,35 +56,19 @@ from crossrank.training.outputs import (
     write_final,
     write_metrics,
 )
-from crossrank.training.schedule import build_optimizer, build_scheduler
 from crossrank.training.state import StageEvent, StagePlan, TrainResult, TrainState
+from crossrank.training.stepping import (
+    LogWindow,
+    StageSession,
+    check_plans,
+    open_session,
+    optimizer_step,
+)
 
 __all__ = ["StageEvent", "StagePlan", "StageStart", "TrainResult", "TrainState", "Trainer"]
 
 # stage_start(index, plan, resumed) -> the plan the stage trains on (see Trainer).
 StageStart = Callable[[int, StagePlan, bool], StagePlan]
-
-
-@dataclass
-class _Session:
-    """The optimiser side of one stage."""
-
-    index: int
-    plan: StagePlan
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    scaler: torch.amp.GradScaler
-    loss: CombinedLoss
-
-
-@dataclass
-class _Window:
-    """Accumulates steps between two log lines."""
-
-    loss: Tensor | float = 0.0
-    steps: int = 0
-    pairs: int = 0
-    seconds: float = 0.0
 
 
 class Trainer:
@@ -116,19 +97,7 @@ class Trainer:
         prefetch: int = 2,
         stage_start: StageStart | None = None,
     ) -> None:
-        for plan in plans:
-            parts = ctx.world_size * plan.config.grad_accum
-            if plan.config.groups_per_step % parts:
-                raise ConfigError(
-                    f"stage {plan.config.name!r}: groups_per_step ({plan.config.groups_per_step}) "
-                    f"must be divisible by {ctx.world_size} rank(s) x grad_accum "
-                    f"({plan.config.grad_accum})"
-                )
-            if plan.total_steps < 1:
-                raise ConfigError(
-                    f"stage {plan.config.name!r}: {len(plan.groups)} groups make no step of "
-                    f"{plan.config.groups_per_step} groups"
-                )
+        check_plans(plans, ctx.world_size)
         self.model = model.to(ctx.device)
         self._forward = ChunkedForward(self.model)
         self.wrapped = self._wrap(self._forward, ctx)
@@ -141,7 +110,7 @@ class Trainer:
         self.quiet = quiet
         self.prefetch = prefetch
         self.stage_start = stage_start
-        self._window = _Window()
+        self._window = LogWindow()
         self._deadline = math.inf
 
     def close(self) -> None:
@@ -222,26 +191,16 @@ class Trainer:
             )
         self.plans[index] = fresh
 
-    def _open_stage(self, index: int) -> _Session:
-        plan = self.plans[index]
-        stage = plan.config
-        optimizer = build_optimizer(
+    def _open_stage(self, index: int) -> StageSession:
+        return open_session(
             self.model,
-            lr=stage.lr,
-            weight_decay=stage.weight_decay,
-            llrd=stage.llrd,
-            fused=self.ctx.device.type == "cuda",
+            self.plans[index],
+            index,
+            device=self.ctx.device,
+            precision=self.config.precision,
         )
-        scheduler = build_scheduler(
-            optimizer,
-            total_steps=plan.total_steps,
-            warmup_ratio=stage.warmup_ratio,
-            kind=stage.schedule,
-        )
-        scaler = torch.amp.GradScaler(self.ctx.device.type, enabled=self.config.precision == "fp16")
-        return _Session(index, plan, optimizer, scheduler, scaler, build_loss(stage.losses))
 
-    def _run_stage(self, session: _Session, state: TrainState, bar: tqdm) -> None:
+    def _run_stage(self, session: StageSession, state: TrainState, bar: tqdm) -> None:
         plan = session.plan
 
         def done() -> bool:
@@ -286,41 +245,19 @@ class Trainer:
         if self.evaluator is not None and state.last_eval_step != state.global_step:
             self._evaluate(session, state)
 
-    def _step(self, session: _Session, micro: list[MicroBatch]) -> None:
-        """One optimiser step over this rank's micro-batches of a global batch."""
-        started = time.perf_counter()
-        stage = session.plan.config
-        self.wrapped.train()
-        session.optimizer.zero_grad(set_to_none=True)
-        for i, batch in enumerate(micro):
-            accumulating = self.ctx.distributed and i < len(micro) - 1
-            # DDP all-reduces gradients only on the last micro-batch of the step.
-            sync = self.wrapped.no_sync() if accumulating else contextlib.nullcontext()
-            with sync:
-                loss = self._micro_loss(session, batch.to(self.ctx.device))
-                session.scaler.scale(loss / len(micro)).backward()
-            self._window.loss = self._window.loss + loss.detach() / len(micro)
-            self._window.pairs += batch.pairs
-        session.scaler.unscale_(session.optimizer)
-        if stage.clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), stage.clip)
-        session.scaler.step(session.optimizer)
-        session.scaler.update()
-        session.scheduler.step()
-        self._window.steps += 1
-        self._window.seconds += time.perf_counter() - started
-
-    def _micro_loss(self, session: _Session, batch: MicroBatch) -> Tensor:
-        """Loss of one micro-batch of groups (its tensors already on the device)."""
-        with autocast(self.ctx.device, self.config.precision):
-            flat = self.wrapped(batch.chunks, batch.order)
-        shape = (len(batch.labels), session.plan.groups.group_size)
-        logits = torch.zeros(shape, device=self.ctx.device).index_put(
-            (batch.rows, batch.cols), flat.float()
+    def _step(self, session: StageSession, micro: list[MicroBatch]) -> None:
+        optimizer_step(
+            session,
+            self.wrapped,
+            micro,
+            self.model,
+            self._window,
+            device=self.ctx.device,
+            precision=self.config.precision,
+            distributed=self.ctx.distributed,
         )
-        return session.loss(LossBatch(logits, labels=batch.labels, mask=batch.mask))
 
-    def _after_step(self, session: _Session, state: TrainState, bar: tqdm) -> None:
+    def _after_step(self, session: StageSession, state: TrainState, bar: tqdm) -> None:
         """Log, evaluate (early stopping is recorded in the state), checkpoint, call back."""
         output = self.config.output
         stage = session.plan.config
@@ -348,8 +285,8 @@ class Trainer:
             if plan.config.name not in state.stopped_early:
                 state.stopped_early.append(plan.config.name)
 
-    def _log(self, session: _Session, state: TrainState, bar: tqdm) -> None:
-        window, self._window = self._window, _Window()
+    def _log(self, session: StageSession, state: TrainState, bar: tqdm) -> None:
+        window, self._window = self._window, LogWindow()
         steps = max(window.steps, 1)
         loss = self.ctx.mean(float(window.loss) / steps)
         pairs = round(self.ctx.mean(window.pairs) * self.ctx.world_size)
@@ -371,7 +308,7 @@ class Trainer:
             )
             write_metrics(self.out_dir, state.history)
 
-    def _evaluate(self, session: _Session, state: TrainState) -> bool:
+    def _evaluate(self, session: StageSession, state: TrainState) -> bool:
         """Dev evaluation on rank 0; returns the (broadcast) early-stopping decision."""
         state.last_eval_step = state.global_step
         stop = False
@@ -391,7 +328,7 @@ class Trainer:
             write_metrics(self.out_dir, state.history)
         return self.ctx.broadcast_flag(stop)
 
-    def _checkpoint(self, session: _Session, state: TrainState) -> None:
+    def _checkpoint(self, session: StageSession, state: TrainState) -> None:
         rng = self.ctx.gather(capture_rng())
         if self.ctx.is_main:
             save_checkpoint(

@@ -1,7 +1,8 @@
 """The torch backend: the plain transformers forward (SDPA attention) in fp32, bf16 or fp16.
 
-In fp32 its logits are the transformers forward's logits (padding only adds float noise,
-well under 1e-5), which makes it the reference every other backend is checked against.
+In fp32 its logits are the transformers forward's logits (padding and the CLS-only last
+layer of :mod:`~crossrank.models.cls_only` only add float noise, well under 1e-5), which makes
+it the reference every other backend is checked against.
 
 On CUDA, ``forward_stream`` does not wait for each batch: inputs go from pinned host memory
 with non-blocking copies, logits stay on the GPU, and one device-to-host copy at the end
@@ -24,6 +25,7 @@ import torch
 from crossrank.errors import ConfigError
 from crossrank.inference.backends.base import Backend
 from crossrank.inference.tokenize import TokenBatch
+from crossrank.models.cls_only import cls_only, install_cls_only
 from crossrank.models.cross_encoder import CrossEncoderModel
 
 TorchDtype = Literal["fp32", "bf16", "fp16"]
@@ -50,6 +52,8 @@ class TorchBackend(Backend):
         self.device = device
         self._torch_device = torch.device(device)
         self._model = model
+        # Decided (and checked on a probe batch) before any cast to half precision.
+        self.cls_only = install_cls_only(model.module)
         self._model.module.to(device=self._torch_device, dtype=_DTYPES[dtype]).eval()
 
     @torch.inference_mode()
@@ -76,9 +80,10 @@ class TorchBackend(Backend):
             return tensor.to(self._torch_device, non_blocking=pinned)
 
         token_types = None if batch.token_type_ids is None else put(batch.token_type_ids)
-        return self._model.forward_logits(
-            put(batch.input_ids), put(batch.attention_mask), token_types
-        )
+        with cls_only(self._model.module):
+            return self._model.forward_logits(
+                put(batch.input_ids), put(batch.attention_mask), token_types
+            )
 
 
 def logits_to_host(logits: list[torch.Tensor]) -> list[np.ndarray]:
