@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import threading
+
 import pytest
 import torch
 from transformers import (
@@ -120,3 +123,45 @@ def test_install_is_decided_once() -> None:
     with torch.no_grad():
         full = model(**_inputs()).logits
     torch.testing.assert_close(first, full, rtol=0, atol=1e-5)
+
+
+def test_the_block_applies_to_its_own_thread_only() -> None:
+    model = _bert()
+    assert install_cls_only(model)
+    shapes: list[int] = []
+
+    def other_thread() -> None:
+        with torch.no_grad():
+            shapes.append(model.bert(**_inputs()).last_hidden_state.shape[1])
+
+    with torch.no_grad(), cls_only(model):
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        shapes.append(model.bert(**_inputs()).last_hidden_state.shape[1])
+    assert shapes == [17, 1]
+
+
+def test_gradient_checkpointing_falls_back_to_the_full_layer() -> None:
+    model = _bert()
+    assert install_cls_only(model)
+    model.gradient_checkpointing_enable()
+    model.train()
+    with cls_only(model):
+        hidden = model.bert(**_inputs()).last_hidden_state
+    assert hidden.shape[1] == 17
+    hidden.sum().backward()  # recomputation sees the same layer it saved
+
+
+def test_a_deep_copy_runs_its_own_weights() -> None:
+    model = _bert()
+    assert install_cls_only(model)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for parameter in twin.parameters():
+            parameter.mul_(0.5)
+        expected = twin(**_inputs()).logits
+        with cls_only(twin):
+            fast = twin(**_inputs()).logits
+    torch.testing.assert_close(fast, expected, rtol=0, atol=1e-5)
+    assert not torch.allclose(expected, model(**_inputs()).logits)

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -37,7 +38,9 @@ __all__ = ["cls_only", "install_cls_only"]
 
 logger = logging.getLogger(__name__)
 
-_FLAG = "_crossrank_cls_only"
+# Per thread: a block on one thread never changes another thread's forward (e.g. attention
+# maps read by an explanation while a scorer runs).
+_ACTIVE = threading.local()
 _STATE = "_crossrank_cls_only_installed"
 _RUNS = "_crossrank_cls_only_runs"
 _ATTENTION = {"sdpa", "eager"}
@@ -82,12 +85,27 @@ def cls_only(module: nn.Module) -> Iterator[bool]:
     if layer is None:
         yield False
         return
-    previous = getattr(layer, _FLAG, False)
-    setattr(layer, _FLAG, True)
-    try:
+    with _active(layer):
         yield True
+
+
+@contextlib.contextmanager
+def _active(layer: nn.Module) -> Iterator[None]:
+    layers = _active_layers()
+    added = id(layer) not in layers
+    layers.add(id(layer))
+    try:
+        yield
     finally:
-        setattr(layer, _FLAG, previous)
+        if added:
+            layers.discard(id(layer))
+
+
+def _active_layers() -> set[int]:
+    layers = getattr(_ACTIVE, "layers", None)
+    if layers is None:
+        layers = _ACTIVE.layers = set()
+    return layers
 
 
 def _last_layer(module: nn.Module) -> nn.Module | None:
@@ -118,22 +136,23 @@ def _last_layer(module: nn.Module) -> nn.Module | None:
 def _patch(layer: nn.Module) -> bool:
     if "forward" in vars(layer):  # already patched, or patched by someone else
         return False
-    original: Callable[..., Any] = layer.forward
-
-    def forward(
-        self: nn.Module,
-        hidden_states: Tensor,
-        attention_mask: Tensor | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> Any:
-        if getattr(self, _FLAG, False) and _plain_call(self, attention_mask, args, kwargs):
-            setattr(self, _RUNS, getattr(self, _RUNS, 0) + 1)
-            return _cls_forward(self, hidden_states, attention_mask)
-        return original(hidden_states, attention_mask, *args, **kwargs)
-
-    layer.forward = types.MethodType(forward, layer)
+    # A module-level function bound to the layer (no closure), so a deep copy of the model
+    # gets a forward bound to the copied layer.
+    layer.forward = types.MethodType(_patched_forward, layer)
     return True
+
+
+def _patched_forward(
+    self: nn.Module,
+    hidden_states: Tensor,
+    attention_mask: Tensor | None = None,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    if id(self) in _active_layers() and _plain_call(self, attention_mask, args, kwargs):
+        setattr(self, _RUNS, getattr(self, _RUNS, 0) + 1)
+        return _cls_forward(self, hidden_states, attention_mask)
+    return type(self).forward(self, hidden_states, attention_mask, *args, **kwargs)
 
 
 def _unpatch(layer: nn.Module) -> None:
@@ -146,6 +165,8 @@ def _plain_call(
     """A self-attention-only call we can reproduce (no cross-attention, cache or maps)."""
     if any(a is not None for a in args) or kwargs.get("output_attentions"):
         return False
+    if layer.training and getattr(layer, "gradient_checkpointing", False):
+        return False  # the recomputation in backward would run the full layer
     if any(kwargs.get(k) is not None for k in _UNSUPPORTED_KWARGS):
         return False
     config = getattr(layer.attention.self, "config", None)
@@ -198,7 +219,7 @@ def _probe_matches(module: nn.Module, layer: nn.Module) -> bool:
         with torch.no_grad():
             full = module(**inputs).logits.float()
             runs = getattr(layer, _RUNS, 0)
-            with _cls_only_forced(layer):
+            with _active(layer):
                 fast = module(**inputs).logits.float()
             if getattr(layer, _RUNS, 0) == runs:
                 return False  # the encoder never called the layer the way we handle
@@ -210,16 +231,6 @@ def _probe_matches(module: nn.Module, layer: nn.Module) -> bool:
     scale = max(1.0, float(full.abs().max()))
     tolerance = _PROBE_TOLERANCE if parameter.dtype == torch.float32 else 2e-2
     return full.shape == fast.shape and float((full - fast).abs().max()) <= tolerance * scale
-
-
-@contextlib.contextmanager
-def _cls_only_forced(layer: nn.Module) -> Iterator[None]:
-    """:func:`cls_only` before the install has been decided (the probe's own use)."""
-    setattr(layer, _FLAG, True)
-    try:
-        yield
-    finally:
-        setattr(layer, _FLAG, False)
 
 
 def _name(module: nn.Module) -> str:
