@@ -62,5 +62,8 @@ def test_gpu_v2_recipe_runs_two_steps_on_cpu(
     final = json.loads((out / "final.json").read_text())
     # 48 title / sentence groups make one step of 32; 32 query groups two of 16.
     assert final["steps"] == 1 + 1 + 2
+    # One evaluation per stage end; average_best = 3 averages all three, kept only if better.
+    assert sorted(final["average"]["steps"]) == [1, 2, 4]
+    assert final["weights"] == ("average_of_best" if final["average"]["kept"] else "best_dev")
     mined = json.loads((out / "checkpoints" / "mined" / "stage-2.json").read_text())
     assert len(mined) == 32

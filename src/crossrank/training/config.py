@@ -211,6 +211,9 @@ class OutputConfig:
 
     ``final_weights`` = ``best`` keeps the weights of the best dev evaluation (the last
     weights when there is no dev split); ``last`` always keeps the last weights.
+    ``average_best`` = k >= 2 (with ``best``) also keeps the k best evaluations' weights and
+    ends with their average when it beats the best one on dev
+    (:mod:`~crossrank.training.averaging`).
     """
 
     checkpoint_every: int = 500
@@ -218,9 +221,11 @@ class OutputConfig:
     max_shard_size: str = "15MB"
     keep_checkpoints: bool = False
     final_weights: str = "best"
+    average_best: int = 1
 
     def __post_init__(self) -> None:
         _choice("output.final_weights", self.final_weights, ("best", "last"))
+        _positive("output.average_best", self.average_best)
         _positive("output.checkpoint_every", self.checkpoint_every)
         _positive("output.log_every", self.log_every)
         parse_size(self.max_shard_size, "output.max_shard_size")

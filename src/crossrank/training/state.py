@@ -61,6 +61,7 @@ class TrainState:
     stopped_early: list[str] = field(default_factory=list)
     time_limit_reached: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    top: list[dict[str, Any]] = field(default_factory=list)  # output.average_best's entries
 
     def next_stage(self) -> None:
         """Move to the start of the next stage (patience restarts with it)."""

@@ -11,7 +11,8 @@ holds the weights, optimiser, schedule, scaler, the position in the epoch and ev
 RNG states, so a resumed run takes the same steps with the same dropout masks.
 
 Final weights are those of the best dev evaluation (``eval.metric`` of the model alone), or
-the last weights when no dev split is given or ``output.final_weights = "last"``.
+the average of the ``output.average_best`` best when that scores higher on dev, or the last
+weights when no dev split is given or ``output.final_weights = "last"``.
 
 Example:
     >>> trainer = Trainer(model, plans, config, out_dir=out, ctx=DistContext.single("cpu"))  # doctest: +SKIP
@@ -36,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from crossrank.errors import ConfigError, DataFormatError
+from crossrank.training.averaging import keep_if_top, try_average
 from crossrank.training.checkpoint import (
     Checkpoint,
     capture_rng,
@@ -137,6 +139,15 @@ class Trainer:
     @property
     def best_dir(self) -> Path:
         return self.out_dir / CHECKPOINT_DIR / "best"
+
+    @property
+    def top_dir(self) -> Path:
+        return self.out_dir / CHECKPOINT_DIR / "top"
+
+    @property
+    def _average_best(self) -> int:
+        output = self.config.output
+        return output.average_best if output.final_weights == "best" else 1
 
     def fit(self, *, resume: bool = False) -> TrainResult:
         """Train every remaining stage, then write the final weights and summary (rank 0)."""
@@ -323,6 +334,14 @@ class Trainer:
                 save_weights(self.best_dir, self.model, state.best)
             else:
                 state.bad_evals += 1
+            if self._average_best > 1:
+                state.top = keep_if_top(
+                    state.top,
+                    {**entry, **scores.to_dict()},
+                    k=self._average_best,
+                    root=self.top_dir,
+                    model=self.model,
+                )
             patience = session.plan.config.patience
             stop = patience > 0 and state.bad_evals >= patience
             write_metrics(self.out_dir, state.history)
@@ -348,6 +367,7 @@ class Trainer:
         use_best = self.ctx.broadcast_flag(
             self.config.output.final_weights == "best" and state.best is not None
         )
+        average = None
         if use_best:
             if self.ctx.is_main:
                 best = read_checkpoint(self.best_dir)
@@ -359,8 +379,13 @@ class Trainer:
                         f"best is step {state.best['step']}",
                     )
                 best.load_model(self.model)
+                average = self._average(state, best)
             self.ctx.broadcast_module(self.model)
         summary = run_summary(state, use_best=use_best, world_size=self.ctx.world_size)
+        if average is not None:
+            summary["average"] = average
+            if average["kept"]:
+                summary["weights"], summary["dev"] = "average_of_best", average
         if self.ctx.is_main:
             self.model.save_pretrained(
                 self.out_dir, max_shard_size=self.config.output.max_shard_size
@@ -372,6 +397,16 @@ class Trainer:
                 shutil.rmtree(self.out_dir / CHECKPOINT_DIR, ignore_errors=True)
         self.ctx.barrier()
         return TrainResult(self.out_dir, summary, state, self.model)
+
+    def _average(self, state: TrainState, best: Checkpoint) -> dict[str, Any] | None:
+        """Evaluate the average of the kept best weights; keep it only if it beats the best."""
+        if self._average_best < 2 or len(state.top) < 2 or self.evaluator is None:
+            return None
+        scores, better = try_average(self.model, state.top, self.top_dir, self.evaluator)
+        if not better:
+            best.load_model(self.model)
+        state.history.append(scores)
+        return {**scores, "kept": better}
 
 
 def _recipe_fingerprint(config: TrainConfig) -> dict[str, Any]:
