@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Mapping, Sequence
@@ -30,13 +31,17 @@ from torch import nn
 
 from crossrank.data.atomic import atomic_dir
 from crossrank.errors import ConfigError, DataFormatError, MissingDataError
+from crossrank.training.config import TrainConfig
+from crossrank.training.state import TrainState
 
 __all__ = [
     "CHECKPOINT_VERSION",
     "Checkpoint",
     "capture_rng",
     "read_checkpoint",
+    "recipe_fingerprint",
     "restore_rng",
+    "resume_state",
     "save_checkpoint",
     "save_weights",
 ]
@@ -169,3 +174,24 @@ def read_checkpoint(directory: str | Path) -> Checkpoint:
     if version != CHECKPOINT_VERSION:
         raise DataFormatError(state_file, None, f"checkpoint_version {version!r} not supported")
     return Checkpoint(path, state)
+
+
+def resume_state(directory: Path, config: TrainConfig) -> tuple[TrainState, Checkpoint]:
+    """The training state saved in the checkpoint at ``directory``, and the checkpoint.
+
+    Refuses a checkpoint written with another recipe (``[output]`` aside).
+    """
+    checkpoint = read_checkpoint(directory)
+    if checkpoint.state.get("recipe") != recipe_fingerprint(config):
+        raise ConfigError(
+            f"{directory} was written with a different recipe; resume with the "
+            "same config (see its state.json) or train into a new --out directory"
+        )
+    names = {f.name for f in dataclasses.fields(TrainState)}
+    state = TrainState(**{k: v for k, v in checkpoint.state.items() if k in names})
+    return state, checkpoint
+
+
+def recipe_fingerprint(config: TrainConfig) -> dict[str, Any]:
+    """The recipe minus [output] (logging/checkpoint cadence may change across a resume)."""
+    return {k: v for k, v in config.to_dict().items() if k != "output"}

@@ -42,7 +42,9 @@ from crossrank.training.checkpoint import (
     Checkpoint,
     capture_rng,
     read_checkpoint,
+    recipe_fingerprint,
     restore_rng,
+    resume_state,
     save_checkpoint,
     save_weights,
 )
@@ -178,14 +180,7 @@ class Trainer:
     def _initial_state(self, resume: bool) -> tuple[TrainState, Checkpoint | None]:
         if not resume or not self.checkpoint_dir.is_dir():
             return TrainState(), None
-        checkpoint = read_checkpoint(self.checkpoint_dir)
-        if checkpoint.state.get("recipe") != _recipe_fingerprint(self.config):
-            raise ConfigError(
-                f"{self.checkpoint_dir} was written with a different recipe; resume with the "
-                "same config (see its state.json) or train into a new --out directory"
-            )
-        names = {f.name for f in dataclasses.fields(TrainState)}
-        state = TrainState(**{k: v for k, v in checkpoint.state.items() if k in names})
+        state, checkpoint = resume_state(self.checkpoint_dir, self.config)
         checkpoint.load_model(self.model)
         return state, checkpoint
 
@@ -356,7 +351,7 @@ class Trainer:
                 optimizer=session.optimizer,
                 scheduler=session.scheduler,
                 scaler=session.scaler,
-                state={**dataclasses.asdict(state), "recipe": _recipe_fingerprint(self.config)},
+                state={**dataclasses.asdict(state), "recipe": recipe_fingerprint(self.config)},
                 rng=rng,
             )
         self.ctx.barrier()
@@ -407,8 +402,3 @@ class Trainer:
             best.load_model(self.model)
         state.history.append(scores)
         return {**scores, "kept": better}
-
-
-def _recipe_fingerprint(config: TrainConfig) -> dict[str, Any]:
-    """The recipe minus [output] (logging/checkpoint cadence may change across a resume)."""
-    return {k: v for k, v in config.to_dict().items() if k != "output"}
