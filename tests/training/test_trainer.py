@@ -133,10 +133,12 @@ def test_cli_train_with_overrides(
     out = tmp_path / "run"
     code = main(["train", "--data", str(tiny_data), "--train-split", "train", "--dev-split",
                  "none", "--backbone", str(tiny_backbone), "--out", str(out), "--config",
-                 str(recipe), "--max-steps", "2", "--seed", "5", "--quiet"])  # fmt: skip
+                 str(recipe), "--max-steps", "2", "--seed", "5", "--quiet",
+                 "--dense-model", str(tiny_backbone)])  # fmt: skip
     assert code == 0
     written = tomllib.loads((out / "config.toml").read_text())
     assert written["model"]["backbone"] == str(tiny_backbone) and written["seed"] == 5
+    assert written["data"]["dense_model"] == str(tiny_backbone)
     assert [s["max_steps"] for s in written["stages"]] == [2, 2]
     assert written["data"]["dev_split"] == ""
     final = json.loads((out / "final.json").read_text())

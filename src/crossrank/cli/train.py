@@ -52,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="model directory, hub id or all-MiniLM-L6-v2 (interaction models: their term "
         "embeddings, all-MiniLM-L6-v2 or a word2vec/GloVe text file)",
     )
+    parser.add_argument(
+        "--dense-model",
+        help="bi-encoder directory or hub id for 'dense' negatives (data.dense_model)",
+    )
     parser.add_argument("--arch", choices=ARCHS, help="model.arch (default: cross-encoder)")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--config", type=Path, help="recipe TOML (default: one qrels stage)")
@@ -99,6 +103,8 @@ def apply_overrides(config: TrainConfig, args: argparse.Namespace) -> TrainConfi
         data = dataclasses.replace(data, path=str(args.data))
     if args.train_split is not None:
         data = dataclasses.replace(data, train_split=args.train_split)
+    if args.dense_model is not None:
+        data = dataclasses.replace(data, dense_model=args.dense_model)
     if args.dev_split is not None:
         dev = "" if args.dev_split.lower() == "none" else args.dev_split
         data = dataclasses.replace(data, dev_split=dev)
