@@ -85,6 +85,7 @@ def test_torch_scores_equal_plain_transformers_forward_in_input_order(tiny_dir: 
     )
     got = ce.predict(pairs)
     np.testing.assert_allclose(got, _plain_forward(tiny_dir, pairs, 96), atol=1e-5, rtol=0)
+    assert ce._engine.backend.cls_only  # the exact scores came through the CLS-only last layer
     assert ce.last_stats.batches > 5  # a small budget forces many length buckets
     assert ce.last_stats.pairs == 60
 

@@ -56,6 +56,7 @@ def test_train_writes_config_metrics_final_and_best_weights(
     best = max(evals, key=lambda e: e["model"])
     assert final["dev"] == final["best_dev"] == best and final["weights"] == "best_dev"
     assert final["steps"] == result.state.global_step == 22
+    assert result.model.cls_only  # trained through the CLS-only last layer
     assert not (out / "checkpoints").exists()
 
     # Sharded plain-HF weights: every file within the limit, and they are the best weights.
