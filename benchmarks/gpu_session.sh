@@ -130,7 +130,7 @@ fi
 if [ "$(left)" -gt 70 ]; then
     say "3. training throughput vs CrossEncoderTrainer"
     timeout $(($(left) - 40)) python3 benchmarks/train_throughput.py --data "$DATA" --backbone "$BACKBONE" \
-        --steps "${TP_STEPS:-60}" --warmup 5 --groups-per-step 16 --max-length 512 --chunk-tokens 65536 \
+        --steps "${TP_STEPS:-60}" --warmup 5 --groups-per-step 16 --max-length 512 --chunk-tokens 16384 \
         --device "$DEVICE" --json "$W/res/train_throughput.json" > "$W/res/train_throughput.log" 2>&1
     tail -25 "$W/res/train_throughput.log"
     pack
