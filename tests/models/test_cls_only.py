@@ -16,6 +16,7 @@ from transformers import (
     RobertaForSequenceClassification,
 )
 
+import crossrank.models.cls_only as cls_only_module
 from crossrank.models.cls_only import cls_only, install_cls_only
 
 SIZES = {
@@ -165,3 +166,16 @@ def test_a_deep_copy_runs_its_own_weights() -> None:
             fast = twin(**_inputs()).logits
     torch.testing.assert_close(fast, expected, rtol=0, atol=1e-5)
     assert not torch.allclose(expected, model(**_inputs()).logits)
+
+
+def test_the_probe_refuses_a_rewrite_that_changes_the_logits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = _bert()
+    monkeypatch.setattr(
+        cls_only_module, "_cls_forward", lambda layer, hidden, mask: hidden[:, :1] * 0
+    )
+    assert not install_cls_only(model)
+    assert "forward" not in vars(model.bert.encoder.layer[-1])  # patch taken back
+    with cls_only(model) as active:
+        assert not active

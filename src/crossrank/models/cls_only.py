@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 # maps read by an explanation while a scorer runs).
 _ACTIVE = threading.local()
 _STATE = "_crossrank_cls_only_installed"
-_RUNS = "_crossrank_cls_only_runs"
 _ATTENTION = {"sdpa", "eager"}
 _UNSUPPORTED_KWARGS = (
     "encoder_hidden_states",
@@ -150,7 +149,6 @@ def _patched_forward(
     **kwargs: Any,
 ) -> Any:
     if id(self) in _active_layers() and _plain_call(self, attention_mask, args, kwargs):
-        setattr(self, _RUNS, getattr(self, _RUNS, 0) + 1)
         return _cls_forward(self, hidden_states, attention_mask)
     return type(self).forward(self, hidden_states, attention_mask, *args, **kwargs)
 
@@ -218,11 +216,12 @@ def _probe_matches(module: nn.Module, layer: nn.Module) -> bool:
     try:
         with torch.no_grad():
             full = module(**inputs).logits.float()
-            runs = getattr(layer, _RUNS, 0)
             with _active(layer):
                 fast = module(**inputs).logits.float()
-            if getattr(layer, _RUNS, 0) == runs:
-                return False  # the encoder never called the layer the way we handle
+                # One position out means the encoder called the layer the way we handle.
+                base = getattr(module, module.base_model_prefix)
+                if base(**inputs).last_hidden_state.shape[1] != 1:
+                    return False
     except (RuntimeError, TypeError, ValueError, AttributeError) as err:
         logger.info("CLS-only probe of %s failed: %s", _name(module), err)
         return False
