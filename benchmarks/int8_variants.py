@@ -9,7 +9,9 @@ warm-up), printing pairs/s and the largest |logit difference| to the fp32 graph:
 - ``fp32-2x1`` / ``int8-2x1``: two 1-thread sessions fed alternate batches from two threads;
 - ``int8-u8u8``: uint8 instead of int8 weights;
 - ``int8-per-tensor``: one scale per weight matrix instead of per output channel;
-- ``int8-static``: static QDQ quantisation, activation ranges calibrated on every 8th batch.
+- ``int8-static``: static QDQ quantisation, activation ranges calibrated on every 8th batch;
+- ``int8-unfused``: dynamic int8 of a graph exported without ORT's attention fusion, so the
+  attention products (Q·Kᵀ, attention·V) are int8 too; ``fp32-unfused`` is that graph in fp32.
 
 ``--profile`` adds ORT's per-operator time split for the fp32 and int8 graphs.
 
@@ -30,8 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
-from onnx import TensorProto
+from onnx import TensorProto, helper
 from onnxruntime.quantization import (
     CalibrationDataReader,
     QuantFormat,
@@ -39,9 +42,13 @@ from onnxruntime.quantization import (
     quantize_dynamic,
     quantize_static,
 )
+from onnxruntime.transformers import optimizer
+from onnxruntime.transformers.fusion_options import FusionOptions
 
 from crossrank import CrossEncoder
+from crossrank.inference.backends import onnx_export
 from crossrank.inference.tokenize import TokenBatch
+from crossrank.models.cross_encoder import CrossEncoderModel
 from engine_vs_st import DEFAULT_DATA, bm25_candidates, load_scifact
 
 Feed = dict[str, np.ndarray]
@@ -55,6 +62,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--variants", nargs="+", help="only these (default: all)")
     return p.parse_args()
 
 
@@ -106,18 +114,36 @@ def runner(path: Path, feeds: list[Feed], dual: bool) -> Callable[[], np.ndarray
     return run
 
 
-def build_variants(cache: Path, feeds: list[Feed], tmp: Path) -> dict[str, tuple[Path, bool]]:
+def unfused(model_dir: Path, out: Path) -> Path:
+    """The fp32 graph with every ORT fusion but attention's (the benchmark looks inside)."""
+    model = CrossEncoderModel.from_pretrained(model_dir)
+    raw = out.with_suffix(".raw.onnx")
+    onnx_export._torch_export(model, raw)
+    options = FusionOptions("bert")
+    options.enable_attention = False
+    config = model.config
+    graph = optimizer.optimize_model(
+        str(raw),
+        model_type="bert",
+        num_heads=int(config.num_attention_heads),
+        hidden_size=int(config.hidden_size),
+        opt_level=0,
+        optimization_options=options,
+    ).model
+    if not any(o.domain == "com.microsoft" for o in graph.opset_import):
+        graph.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(graph, str(out))
+    return out
+
+
+def build_variants(
+    cache: Path, feeds: list[Feed], tmp: Path, model_dir: Path, names: set[str] | None
+) -> dict[str, tuple[Path, bool]]:
     fp32, int8 = cache / "model.onnx", cache / "model.int8.onnx"
     dynamic = {
         "op_types_to_quantize": ["MatMul", "Attention"],
         "extra_options": {"DefaultTensorType": TensorProto.FLOAT},
     }
-    quantize_dynamic(
-        fp32, tmp / "u8u8.onnx", per_channel=True, weight_type=QuantType.QUInt8, **dynamic
-    )
-    quantize_dynamic(
-        fp32, tmp / "tensor.onnx", per_channel=False, weight_type=QuantType.QInt8, **dynamic
-    )
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -126,25 +152,60 @@ def build_variants(cache: Path, feeds: list[Feed], tmp: Path) -> dict[str, tuple
         def get_next(self) -> Feed | None:
             return next(self.feeds, None)
 
-    quantize_static(
-        fp32,
-        tmp / "static.onnx",
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        **dynamic,
-    )
-    return {
-        "fp32": (fp32, False),
-        "fp32-2x1": (fp32, True),
-        "int8": (int8, False),
-        "int8-2x1": (int8, True),
-        "int8-u8u8": (tmp / "u8u8.onnx", False),
-        "int8-per-tensor": (tmp / "tensor.onnx", False),
-        "int8-static": (tmp / "static.onnx", False),
+    def u8u8() -> Path:
+        path = tmp / "u8u8.onnx"
+        quantize_dynamic(fp32, path, per_channel=True, weight_type=QuantType.QUInt8, **dynamic)
+        return path
+
+    def per_tensor() -> Path:
+        path = tmp / "tensor.onnx"
+        quantize_dynamic(fp32, path, per_channel=False, weight_type=QuantType.QInt8, **dynamic)
+        return path
+
+    def static() -> Path:
+        path = tmp / "static.onnx"
+        quantize_static(
+            fp32,
+            path,
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            **dynamic,
+        )
+        return path
+
+    def fp32_unfused() -> Path:
+        path = tmp / "unfused.onnx"
+        return path if path.is_file() else unfused(model_dir, path)
+
+    def int8_unfused() -> Path:
+        path = tmp / "unfused.int8.onnx"
+        quantize_dynamic(
+            fp32_unfused(),
+            path,
+            op_types_to_quantize=["MatMul"],
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            # Activation x activation MatMuls too: the attention products.
+            extra_options={"DefaultTensorType": TensorProto.FLOAT, "MatMulConstBOnly": False},
+        )
+        return path
+
+    builders: dict[str, tuple[Callable[[], Path], bool]] = {
+        "fp32": (lambda: fp32, False),
+        "fp32-2x1": (lambda: fp32, True),
+        "int8": (lambda: int8, False),
+        "int8-2x1": (lambda: int8, True),
+        "int8-u8u8": (u8u8, False),
+        "int8-per-tensor": (per_tensor, False),
+        "int8-static": (static, False),
+        "fp32-unfused": (fp32_unfused, False),
+        "int8-unfused": (int8_unfused, False),
     }
+    chosen = [n for n in builders if names is None or n in names]
+    return {n: (builders[n][0](), builders[n][1]) for n in chosen}
 
 
 def op_profile(path: Path, feeds: list[Feed], tmp: Path) -> dict[str, float]:
@@ -170,7 +231,8 @@ def main() -> None:
         f"{pairs} pairs in {len(feeds)} batches, max length {args.max_length}, load {os.getloadavg()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        variants = build_variants(cache, feeds, Path(tmp))
+        names = set(args.variants) if args.variants else None
+        variants = build_variants(cache, feeds, Path(tmp), args.model, names)
         reference = runner(cache / "model.onnx", feeds, dual=False)()
         for name, (path, dual) in variants.items():
             run = runner(path, feeds, dual)
@@ -186,7 +248,8 @@ def main() -> None:
             )
         if args.profile:
             for name in ("fp32", "int8"):
-                print(f"{name} op time %: {op_profile(variants[name][0], feeds, Path(tmp))}")
+                if name in variants:
+                    print(f"{name} op time %: {op_profile(variants[name][0], feeds, Path(tmp))}")
     print(f"load after {os.getloadavg()}")
 
 
