@@ -31,41 +31,13 @@ DEVICE=${DEVICE:-cuda}
 W=${WORK:-/tmp/crossrank-gpu}
 TRAIN_EXTRA=${TRAIN_EXTRA:---time-limit 4.5}
 RECIPES=${RECIPES:-scifact-gpu-v2 scifact-gpu-v2b}
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1
-export TOKENIZERS_PARALLELISM=true
-# bm25s imports JAX when present, and JAX grabs 75% of GPU memory per process by default:
-# with two trainings side by side that ran the card out of memory (first call, 2026-11-26).
-export XLA_PYTHON_CLIENT_PREALLOCATE=false JAX_PLATFORMS=cpu
 rm -rf "$W" && mkdir -p "$W/res" "$OUT"
 left() { echo $((BUDGET - ($(date +%s) - START))); }
 say() { echo "[$(date +%T) +$(($(date +%s) - START))s] $*"; }
 pack() { tar -czf "$OUT/results.tgz.tmp" -C "$W" res && mv "$OUT/results.tgz.tmp" "$OUT/results.tgz"; }
 cr() { python3 -m crossrank.cli.main "$@"; }
 
-if ! python3 -c "import bm25s, Stemmer, ir_measures, datasets" 2>/dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="$PWD/${SRC:-src}${PYTHONPATH:+:$PYTHONPATH}"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
-python3 -c "import torch, transformers, sentence_transformers as st; print('torch', torch.__version__, 'transformers', transformers.__version__, 'st', st.__version__, 'cuda', torch.cuda.is_available())"
-
-if [ -z "${BACKBONE:-}" ]; then
-    BACKBONE=$W/minilm
-    python3 - "${BACKBONE16:-.gpu/minilm16}" "$BACKBONE" <<'PY' || exit 1
-import shutil, sys
-from pathlib import Path
-from safetensors.torch import load_file, save_file
-src, dst = Path(sys.argv[1]), Path(sys.argv[2])
-dst.mkdir(parents=True)
-for f in src.iterdir():
-    if f.is_file() and f.suffix != ".safetensors":
-        shutil.copy(f, dst / f.name)
-weights = load_file(src / "model16.safetensors")
-save_file({k: v.float().contiguous() for k, v in weights.items()}, dst / "model.safetensors")
-PY
-fi
+source benchmarks/gpu_setup.sh
 
 if python3 -c "import pytest" 2>/dev/null; then
     say "0. CUDA unit tests (the engine's pipelined GPU path), in the background"

@@ -35,6 +35,7 @@ from sentence_transformers.cross_encoder.losses import ListNetLoss
 from transformers import TrainerCallback
 
 from crossrank.data.beir import load_collection
+from crossrank.models.cls_only import uninstall_cls_only
 from crossrank.retrieval.bm25 import BM25Retriever
 from crossrank.retrieval.encoder import resolve_model_path
 from crossrank.training.config import (
@@ -77,6 +78,11 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=2,
         help="crossrank: steps prepared ahead on a background thread (0: none)",
+    )
+    parser.add_argument(
+        "--no-cls-only",
+        action="store_true",
+        help="crossrank: run the full last layer (the CLS-only rewrite off), to measure it",
     )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="default: bf16 on CUDA")
@@ -166,6 +172,8 @@ def run_crossrank(args: argparse.Namespace, groups: GroupSet, precision: str) ->
         output=OutputConfig(checkpoint_every=10**9, log_every=10**9),
     )
     model = build_cross_encoder(config.model, seed=42, device_type=ctx.device.type)
+    if args.no_cls_only:
+        uninstall_cls_only(model.encoder)
     plans = [make_plan(config.stages[0], groups, model)]
     times: list[float] = []
 
@@ -207,6 +215,7 @@ def main() -> None:
         "max_length": args.max_length,
         "chunk_tokens": args.chunk_tokens,
         "prefetch": args.prefetch,
+        "cls_only": not args.no_cls_only,
         "pairs_per_s": results,
         "ratio_crossrank_over_st": cr / st,
         "loadavg_before": load_before,

@@ -17,7 +17,7 @@ from transformers import (
 )
 
 import crossrank.models.cls_only as cls_only_module
-from crossrank.models.cls_only import cls_only, install_cls_only
+from crossrank.models.cls_only import cls_only, install_cls_only, uninstall_cls_only
 
 SIZES = {
     "hidden_size": 32,
@@ -179,3 +179,14 @@ def test_the_probe_refuses_a_rewrite_that_changes_the_logits(
     assert "forward" not in vars(model.bert.encoder.layer[-1])  # patch taken back
     with cls_only(model) as active:
         assert not active
+
+
+def test_uninstall_restores_the_full_layer() -> None:
+    model = _bert()
+    assert install_cls_only(model)
+    uninstall_cls_only(model)
+    layer = model.bert.encoder.layer[-1]
+    assert "forward" not in vars(layer)
+    with cls_only(model) as active:
+        assert not active
+    assert not install_cls_only(model)

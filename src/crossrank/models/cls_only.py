@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-__all__ = ["cls_only", "install_cls_only"]
+__all__ = ["cls_only", "install_cls_only", "uninstall_cls_only"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,17 @@ def install_cls_only(module: nn.Module) -> bool:
         )
     setattr(module, _STATE, ok)
     return ok
+
+
+def uninstall_cls_only(module: nn.Module) -> None:
+    """Undo :func:`install_cls_only`: the last layer runs its own forward again (benchmarks).
+
+    A later :func:`install_cls_only` on the same module returns False.
+    """
+    layer = _last_layer(module)
+    if layer is not None and getattr(module, _STATE, False):
+        _unpatch(layer)
+    setattr(module, _STATE, False)
 
 
 @contextlib.contextmanager
