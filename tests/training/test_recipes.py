@@ -15,14 +15,15 @@ from crossrank.training.config import ModelConfig, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "configs").glob("*.toml"))
-SHIPPED = ROOT / "src" / "crossrank" / "weights" / "minilm-scifact" / "config.toml"
+WEIGHTS = ROOT / "src" / "crossrank" / "weights"
+SHIPPED = [WEIGHTS / name / "config.toml" for name in ("minilm-scifact", "minilm-scifact-v2")]
 
 
 def test_the_recipe_folder_is_found() -> None:
-    assert len(RECIPES) >= 12 and SHIPPED.is_file()
+    assert len(RECIPES) >= 12 and all(path.is_file() for path in SHIPPED)
 
 
-@pytest.mark.parametrize("path", [*RECIPES, SHIPPED], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*RECIPES, *SHIPPED], ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_recipe_loads_and_round_trips(path: Path) -> None:
     recipe = load_config(path)
     assert parse_config(recipe.to_toml(), source=str(path)) == recipe

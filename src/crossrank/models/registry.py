@@ -1,8 +1,10 @@
 """Models shipped inside the package, under stable names (no hub, no download).
 
-``crossrank/minilm-scifact`` is the SciFact reranker trained by ``configs/scifact-gpu.toml``
-(all-MiniLM-L6-v2 backbone, fp16 safetensors; see BENCHMARKS.md for how it was made and
-what it scores). It is the default ``--model`` of ``crossrank rerank``. A shipped name is
+``crossrank/minilm-scifact-v2`` is the SciFact reranker trained by
+``configs/scifact-gpu-v2b.toml`` and the default ``--model`` of ``crossrank rerank``;
+``crossrank/minilm-scifact`` is its predecessor (``configs/scifact-gpu.toml``). Both are
+all-MiniLM-L6-v2 cross-encoders in fp16 safetensors, with their training record beside the
+weights; BENCHMARKS.md says how they were made and what they score. A shipped name is
 resolved before any local directory or hub id of the same spelling.
 
 Example:
@@ -23,8 +25,11 @@ __all__ = ["DEFAULT_RERANKER", "SHIPPED_MODELS", "WEIGHTS_DIR", "shipped_model_d
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 # Stable name -> folder under WEIGHTS_DIR. A new model version gets a new name and folder,
 # so the weights of a released name never change in git history.
-SHIPPED_MODELS: dict[str, str] = {"crossrank/minilm-scifact": "minilm-scifact"}
-DEFAULT_RERANKER = "crossrank/minilm-scifact"
+SHIPPED_MODELS: dict[str, str] = {
+    "crossrank/minilm-scifact": "minilm-scifact",
+    "crossrank/minilm-scifact-v2": "minilm-scifact-v2",
+}
+DEFAULT_RERANKER = "crossrank/minilm-scifact-v2"
 
 
 def shipped_model_dir(name: str) -> Path | None:
