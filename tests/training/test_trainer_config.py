@@ -56,6 +56,8 @@ def test_defaults_of_a_minimal_recipe() -> None:
         ("[output]\nfinal_weights = 'first'\n" + MINIMAL, "final_weights must be one of"),
         ("[output]\nmax_shard_size = '15 parsecs'\n" + MINIMAL, "max_shard_size must be a size"),
         ("[model]\nchunk_tokens = 0\n" + MINIMAL, "model.chunk_tokens must be > 0"),
+        ("[model]\nhead_bias = nan\n" + MINIMAL, "model.head_bias must be a finite number"),
+        ("[model]\narch = 'knrm'\nhead_bias = -3.0\n" + MINIMAL, "for arch 'cross-encoder' only"),
         ("this is = not toml", "invalid TOML"),
     ],
 )

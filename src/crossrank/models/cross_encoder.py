@@ -51,6 +51,8 @@ class CrossEncoderModel:
         tokenizer: Any,
         heads: HeadLayout,
         source: Path,
+        *,
+        fresh_head: bool = False,
     ) -> None:
         if module.config.num_labels != heads.num_labels:
             raise ConfigError(
@@ -60,6 +62,8 @@ class CrossEncoderModel:
         self.tokenizer = tokenizer
         self.heads = heads
         self.source = source
+        # True when the checkpoint had no head and this one was initialised here.
+        self.fresh_head = fresh_head
 
     @classmethod
     def from_pretrained(
@@ -104,7 +108,7 @@ class CrossEncoderModel:
             trust_remote_code=trust_remote_code,
         )
         tokenizer = load_tokenizer(model_dir, trust_remote_code)
-        return cls(module, tokenizer, layout, model_dir)
+        return cls(module, tokenizer, layout, model_dir, fresh_head=fresh)
 
     @property
     def config(self) -> PretrainedConfig:

@@ -30,7 +30,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from crossrank.errors import ModelLoadError
+from crossrank.errors import ConfigError, ModelLoadError
 from crossrank.models.registry import shipped_model_dir
 
 PICKLE_WEIGHT_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -172,6 +172,26 @@ def load_classifier(
             raise ModelLoadError(f"{model_dir}: cannot load the model: {err}") from err
     check_loading_info(model_dir, module, info, num_labels, fresh_head)
     return module.eval()
+
+
+def set_head_bias(module: PreTrainedModel, value: float) -> None:
+    """Fill the output bias of ``module``'s classification head (one per label) with ``value``.
+
+    >>> set_head_bias(model.module, -3.0)  # doctest: +SKIP
+    """
+    width = module.config.num_labels
+    biases = [
+        param
+        for name, param in module.named_parameters()
+        if _is_head_key(name, ("classifier",)) and name.endswith("bias") and param.shape == (width,)
+    ]
+    if len(biases) != 1:
+        raise ConfigError(
+            f"{type(module).__name__}: expected one classifier output bias of size {width}, "
+            f"found {len(biases)}"
+        )
+    with torch.no_grad():
+        biases[0].fill_(value)
 
 
 def check_loading_info(

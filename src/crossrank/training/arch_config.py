@@ -26,6 +26,7 @@ from typing import Any
 from crossrank.errors import ConfigError
 from crossrank.models.cedr import CEDRConfig
 from crossrank.models.interaction.serialization import ARCHITECTURES
+from crossrank.training.config_checks import choice
 from crossrank.training.config_io import coerce_table
 
 __all__ = [
@@ -46,11 +47,6 @@ ARCHS = (CROSS_ENCODER, CEDR, *ARCHITECTURES)
 ENCODER_ONLY = ("keep_layers", "hidden_dropout", "attention_dropout")
 
 
-def _choice(where: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ConfigError(f"{where} must be one of {options}, got {value!r}")
-
-
 @dataclass(frozen=True)
 class ArchConfig:
     """Which model ``[model]`` builds (see the module docstring).
@@ -69,7 +65,7 @@ class ArchConfig:
     def _check_arch(self, encoder_only: Mapping[str, Any]) -> None:
         """Validate the arch fields; ``encoder_only`` are the set ENCODER_ONLY settings."""
         object.__setattr__(self, "interaction", _frozen_table(self.interaction))
-        _choice("model.arch", self.arch, ARCHS)
+        choice("model.arch", self.arch, ARCHS)
         if self.arch == CROSS_ENCODER:
             if self.interaction or self.train_embeddings:
                 raise ConfigError(
@@ -103,7 +99,7 @@ def interaction_config(arch: str, overrides: Mapping[str, Any], base: Any | None
     Traceback (most recent call last):
     crossrank.errors.ConfigError: model.interaction: unknown key 'kernel_sigmaa' (known: ...)
     """
-    _choice("model.arch", arch, (CEDR, *ARCHITECTURES))
+    choice("model.arch", arch, (CEDR, *ARCHITECTURES))
     config_class = CEDRConfig if arch == CEDR else ARCHITECTURES[arch].config_class
     if "schema_version" in overrides:
         raise ConfigError("model.interaction: schema_version cannot be overridden")

@@ -25,8 +25,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,6 +42,14 @@ from crossrank.training.arch_config import (
     ArchConfig,
     interaction_config,
     parse_interaction,
+)
+from crossrank.training.config_checks import (
+    choice,
+    finite,
+    non_negative,
+    parse_size,
+    positive,
+    probability,
 )
 from crossrank.training.config_io import coerce_table, dump_toml, to_plain
 from crossrank.training.losses import LossConfig
@@ -78,42 +84,6 @@ SCHEDULES = ("linear", "cosine", "constant")
 NEGATIVE_SOURCES = ("bm25", "dense", "model", "random")
 
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)\s*$")
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
-
-
-def parse_size(text: str, where: str = "size") -> int:
-    """Bytes of a size such as ``"15MB"`` (decimal units, as Hugging Face uses) or ``"1GiB"``.
-
-    >>> parse_size("15MB"), parse_size("2KiB")
-    (15000000, 2048)
-    """
-    match = _SIZE.match(text) if isinstance(text, str) else None
-    if not match or float(match.group(1)) <= 0:
-        raise ConfigError(f"{where} must be a size such as '15MB' or '1GiB', got {text!r}")
-    return int(float(match.group(1)) * _UNITS[match.group(2)])
-
-
-def _positive(where: str, value: float | None) -> None:
-    if value is not None and (isinstance(value, bool) or not value > 0):
-        raise ConfigError(f"{where} must be > 0, got {value!r}")
-
-
-def _non_negative(where: str, value: float) -> None:
-    if isinstance(value, bool) or not (math.isfinite(value) and value >= 0):
-        raise ConfigError(f"{where} must be a finite number >= 0, got {value!r}")
-
-
-def _probability(where: str, value: float | None) -> None:
-    if value is not None and not (0.0 <= value < 1.0):
-        raise ConfigError(f"{where} must be in [0, 1), got {value!r}")
-
-
-def _choice(where: str, value: str, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ConfigError(f"{where} must be one of {options}, got {value!r}")
-
-
 @dataclass(frozen=True)
 class ModelConfig(ArchConfig):
     """The model to train and its input/regularisation settings.
@@ -130,7 +100,9 @@ class ModelConfig(ArchConfig):
     document fills the rest of ``max_length``, an interaction model's document is cut to
     ``max_length`` tokens. ``chunk_tokens`` feeds each micro-batch's pairs, sorted by length,
     in forward chunks of at most that many padded tokens (far less padding; unset: one forward
-    per micro-batch).
+    per micro-batch). ``head_bias`` starts a fresh (plain-encoder) head's output bias at that
+    value, e.g. the log-odds of a relevant candidate, so a pointwise loss term does not have
+    to move it there at AdamW's ~lr per step (cross-encoder only; refused for a trained head).
     """
 
     backbone: str = ""
@@ -140,11 +112,12 @@ class ModelConfig(ArchConfig):
     hidden_dropout: float | None = None
     attention_dropout: float | None = None
     chunk_tokens: int | None = None
+    head_bias: float | None = None
 
     def __post_init__(self) -> None:
-        _positive("model.max_length", self.max_length)
-        _positive("model.max_query_length", self.max_query_length)
-        _positive("model.chunk_tokens", self.chunk_tokens)
+        positive("model.max_length", self.max_length)
+        positive("model.max_query_length", self.max_query_length)
+        positive("model.chunk_tokens", self.chunk_tokens)
         if self.max_query_length >= self.max_length:
             raise ConfigError(
                 f"model.max_query_length ({self.max_query_length}) must be < "
@@ -157,9 +130,16 @@ class ModelConfig(ArchConfig):
                     f"model.keep_layers must be distinct, increasing layer indices >= 0, "
                     f"got {layers}"
                 )
-        _probability("model.hidden_dropout", self.hidden_dropout)
-        _probability("model.attention_dropout", self.attention_dropout)
+        probability("model.hidden_dropout", self.hidden_dropout)
+        probability("model.attention_dropout", self.attention_dropout)
         self._check_arch({name: getattr(self, name) for name in ENCODER_ONLY})
+        if self.head_bias is not None and (
+            self.arch != "cross-encoder" or not finite(self.head_bias)
+        ):
+            raise ConfigError(
+                f"model.head_bias must be a finite number, for arch 'cross-encoder' only; "
+                f"got {self.head_bias!r} with arch {self.arch!r}"
+            )
 
     def __hash__(self) -> int:
         return hash((self.backbone, self.arch, tuple(sorted(self.interaction.items()))))
@@ -196,13 +176,13 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         parse_metrics([self.metric])
-        _positive("eval.top_k", self.top_k)
-        _positive("eval.batch_size", self.batch_size)
+        positive("eval.top_k", self.top_k)
+        positive("eval.batch_size", self.batch_size)
         if not 0.0 <= self.interpolation_weight <= 1.0:
             raise ConfigError(
                 f"eval.interpolation_weight must be in [0, 1], got {self.interpolation_weight!r}"
             )
-        _non_negative("eval.min_delta", self.min_delta)
+        non_negative("eval.min_delta", self.min_delta)
 
 
 @dataclass(frozen=True)
@@ -224,10 +204,10 @@ class OutputConfig:
     average_best: int = 1
 
     def __post_init__(self) -> None:
-        _choice("output.final_weights", self.final_weights, ("best", "last"))
-        _positive("output.average_best", self.average_best)
-        _positive("output.checkpoint_every", self.checkpoint_every)
-        _positive("output.log_every", self.log_every)
+        choice("output.final_weights", self.final_weights, ("best", "last"))
+        positive("output.average_best", self.average_best)
+        positive("output.checkpoint_every", self.checkpoint_every)
+        positive("output.log_every", self.log_every)
         parse_size(self.max_shard_size, "output.max_shard_size")
 
 
@@ -272,15 +252,15 @@ class StageConfig:
         where = f"stage {self.name!r}"
         if not self.name:
             raise ConfigError("every stage needs a non-empty name")
-        _choice(f"{where}: source", self.source, SOURCES)
+        choice(f"{where}: source", self.source, SOURCES)
         if self.group_size < 2:
             raise ConfigError(f"{where}: group_size must be >= 2, got {self.group_size}")
         self._check_negatives(where)
         for name in ("negative_depth", "mine_depth", "max_groups", "groups_per_step", "grad_accum"):
-            _positive(f"{where}: {name}", getattr(self, name))
-        _positive(f"{where}: lr", self.lr)
-        _positive(f"{where}: epochs", self.epochs)
-        _positive(f"{where}: max_steps", self.max_steps)
+            positive(f"{where}: {name}", getattr(self, name))
+        positive(f"{where}: lr", self.lr)
+        positive(f"{where}: epochs", self.epochs)
+        positive(f"{where}: max_steps", self.max_steps)
         if self.groups_per_step % self.grad_accum:
             raise ConfigError(
                 f"{where}: groups_per_step ({self.groups_per_step}) must be divisible by "
@@ -288,10 +268,10 @@ class StageConfig:
             )
         if not self.losses:
             raise ConfigError(f"{where}: losses must name at least one loss")
-        _probability(f"{where}: warmup_ratio", self.warmup_ratio)
-        _choice(f"{where}: schedule", self.schedule, SCHEDULES)
+        probability(f"{where}: warmup_ratio", self.warmup_ratio)
+        choice(f"{where}: schedule", self.schedule, SCHEDULES)
         for name in ("weight_decay", "clip", "eval_every", "patience"):
-            _non_negative(f"{where}: {name}", getattr(self, name))
+            non_negative(f"{where}: {name}", getattr(self, name))
         if not 0.0 < self.llrd <= 1.0:
             raise ConfigError(f"{where}: llrd must be in (0, 1], got {self.llrd!r}")
 
@@ -302,7 +282,7 @@ class StageConfig:
                 f"{where}: negatives has unsupported sources {unknown}; use {NEGATIVE_SOURCES}"
             )
         for source, weight in self.negatives.items():
-            _non_negative(f"{where}: negatives.{source}", weight)
+            non_negative(f"{where}: negatives.{source}", weight)
         if not any(w > 0 for w in self.negatives.values()):
             raise ConfigError(f"{where}: negatives needs a source with weight > 0")
         object.__setattr__(self, "negatives", MappingProxyType(dict(self.negatives)))
@@ -349,10 +329,10 @@ class TrainConfig:
             raise ConfigError(f"stage names must be unique, got {names}")
         if isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("device", self.device, ("auto", "cpu", "cuda"))
-        _positive("threads", self.threads)
-        _positive("time_limit_minutes", self.time_limit_minutes)
+        choice("precision", self.precision, PRECISIONS)
+        choice("device", self.device, ("auto", "cpu", "cuda"))
+        positive("threads", self.threads)
+        positive("time_limit_minutes", self.time_limit_minutes)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with top-level fields changed (nested sections: pass a new dataclass)."""

@@ -36,6 +36,7 @@ from crossrank.data.beir import load_collection, load_queries, read_qrels_tsv
 from crossrank.data.types import Collection
 from crossrank.errors import ConfigError, MissingDataError
 from crossrank.models.cross_encoder import CrossEncoderModel
+from crossrank.models.loading import set_head_bias
 from crossrank.retrieval.bm25 import BM25Retriever
 from crossrank.retrieval.dense import DenseRetriever, default_cache_dir
 from crossrank.retrieval.encoder import DenseConfig, DenseEncoder, resolve_model_path
@@ -190,6 +191,13 @@ def build_cross_encoder(
 ) -> CrossEncoderTrainable:
     """Load the backbone (fresh 1-logit head for a plain encoder), prune, set dropout."""
     model = CrossEncoderModel.from_pretrained(resolve_model_path(config.backbone), seed=seed)
+    if config.head_bias is not None:
+        if not model.fresh_head:
+            raise ConfigError(
+                f"model.head_bias starts a fresh head's bias, but backbone {config.backbone!r} "
+                "already has a trained classification head"
+            )
+        set_head_bias(model.module, config.head_bias)
     if config.keep_layers is not None:
         prune_layers(model.module, config.keep_layers)
     set_dropout(model.module, hidden=config.hidden_dropout, attention=config.attention_dropout)
