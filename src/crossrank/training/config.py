@@ -134,7 +134,7 @@ class ModelConfig(ArchConfig):
         probability("model.attention_dropout", self.attention_dropout)
         self._check_arch({name: getattr(self, name) for name in ENCODER_ONLY})
         if self.head_bias is not None and (
-            self.arch != "cross-encoder" or not finite(self.head_bias)
+            self.arch != CROSS_ENCODER or not finite(self.head_bias)
         ):
             raise ConfigError(
                 f"model.head_bias must be a finite number, for arch 'cross-encoder' only; "
