@@ -174,6 +174,7 @@ def run_crossrank(args: argparse.Namespace, groups: GroupSet, precision: str) ->
     model = build_cross_encoder(config.model, seed=42, device_type=ctx.device.type)
     if args.no_cls_only:
         uninstall_cls_only(model.encoder)
+        model.cls_only = False
     plans = [make_plan(config.stages[0], groups, model)]
     times: list[float] = []
 
