@@ -36,6 +36,7 @@ from transformers import TrainerCallback
 
 from crossrank.data.beir import load_collection
 from crossrank.models.cls_only import uninstall_cls_only
+from crossrank.models.cpu_dropout import uninstall_cpu_dropout
 from crossrank.retrieval.bm25 import BM25Retriever
 from crossrank.retrieval.encoder import resolve_model_path
 from crossrank.training.config import (
@@ -83,6 +84,11 @@ def parse_args() -> argparse.Namespace:
         "--no-cls-only",
         action="store_true",
         help="crossrank: run the full last layer (the CLS-only rewrite off), to measure it",
+    )
+    parser.add_argument(
+        "--no-cpu-dropout",
+        action="store_true",
+        help="crossrank: PyTorch's dropout and SDPA attention (crossrank.models.cpu_dropout off)",
     )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="default: bf16 on CUDA")
@@ -175,6 +181,9 @@ def run_crossrank(args: argparse.Namespace, groups: GroupSet, precision: str) ->
     if args.no_cls_only:
         uninstall_cls_only(model.encoder)
         model.cls_only = False
+    if args.no_cpu_dropout:
+        uninstall_cpu_dropout(model.encoder)
+        model.cpu_dropout = False
     plans = [make_plan(config.stages[0], groups, model)]
     times: list[float] = []
 
@@ -217,6 +226,7 @@ def main() -> None:
         "chunk_tokens": args.chunk_tokens,
         "prefetch": args.prefetch,
         "cls_only": not args.no_cls_only,
+        "cpu_dropout": not args.no_cpu_dropout,
         "pairs_per_s": results,
         "ratio_crossrank_over_st": cr / st,
         "loadavg_before": load_before,

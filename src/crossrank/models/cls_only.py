@@ -34,6 +34,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
+from crossrank.models.cpu_dropout import ATTENTION_NAME
+
 __all__ = ["cls_only", "install_cls_only", "uninstall_cls_only"]
 
 logger = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ logger = logging.getLogger(__name__)
 # maps read by an explanation while a scorer runs).
 _ACTIVE = threading.local()
 _STATE = "_crossrank_cls_only_installed"
-_ATTENTION = {"sdpa", "eager"}
+_ATTENTION = {"sdpa", "eager", ATTENTION_NAME}
 _UNSUPPORTED_KWARGS = (
     "encoder_hidden_states",
     "encoder_attention_mask",

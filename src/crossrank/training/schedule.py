@@ -71,7 +71,7 @@ def param_groups(
 def build_optimizer(
     module: nn.Module, *, lr: float, weight_decay: float, llrd: float, fused: bool = False
 ) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups` (``fused`` kernels on CUDA)."""
+    """AdamW over :func:`param_groups` (``fused``: one kernel per parameter group step)."""
     groups = param_groups(module, lr=lr, weight_decay=weight_decay, llrd=llrd)
     if not groups:
         raise ConfigError("the model has no trainable parameters")

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from crossrank.errors import ConfigError
 from crossrank.inference.tokenize import PairTokenizer, Ragged
 from crossrank.models.cls_only import cls_only, install_cls_only
+from crossrank.models.cpu_dropout import install_cpu_dropout
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.training.config import parse_size
 
@@ -101,6 +102,8 @@ class CrossEncoderTrainable(nn.Module):
         self._graded = head.kind == "graded"
         # Only position 0 of the last layer reaches the loss; skip the rest of that layer.
         self.cls_only = install_cls_only(self.encoder)
+        # Faster dropout masks and blocked attention dropout on the CPU (same computation).
+        self.cpu_dropout = install_cpu_dropout(self.encoder)
 
     def forward(
         self,
