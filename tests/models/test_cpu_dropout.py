@@ -15,6 +15,7 @@ from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 import crossrank.models.cpu_dropout as da
+from crossrank.errors import ConfigError
 from crossrank.models.cls_only import cls_only, install_cls_only
 
 SIZES = {
@@ -74,7 +75,7 @@ def test_keep_mask_keeps_one_minus_p(p: float) -> None:
 
 @pytest.mark.parametrize("p", [0.0, 1.0, -0.1])
 def test_keep_mask_rejects_p_outside_0_1(p: float) -> None:
-    with pytest.raises(ValueError, match="dropout probability"):
+    with pytest.raises(ConfigError, match="dropout probability"):
         da.keep_mask(torch.zeros(4, dtype=torch.int16), p)
 
 

@@ -38,6 +38,8 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
+from crossrank.errors import ConfigError
+
 __all__ = [
     "ATTENTION_NAME",
     "CpuDropout",
@@ -72,7 +74,7 @@ def keep_mask(draws: Tensor, p: float, dtype: torch.dtype = torch.float32) -> Te
     0.9
     """
     if not 0.0 < p < 1.0:
-        raise ValueError(f"dropout probability must be in (0, 1), got {p!r}")
+        raise ConfigError(f"dropout probability must be in (0, 1), got {p!r}")
     # A lane is uniform on [-32768, 32767] and kept below the threshold; for integer draws
     # threshold - draw is >= 1 when kept and <= 0 when dropped, so the clamp gives 1 or 0.
     threshold = round((1.0 - p) * 65536) - 32768
