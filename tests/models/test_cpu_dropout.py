@@ -10,6 +10,8 @@ from transformers import (
     AutoModelForSequenceClassification,
     BertConfig,
     BertForSequenceClassification,
+    DebertaV2Config,
+    DebertaV2ForSequenceClassification,
 )
 from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
@@ -213,3 +215,13 @@ def test_cls_only_layer_still_applies() -> None:
     with cls_only(model) as active:
         logits = model(**_inputs()).logits
     assert active and logits.shape == (3, 1)
+
+
+def test_a_model_outside_the_attention_interface_keeps_its_attention_and_trains() -> None:
+    config = DebertaV2Config(**{**SIZES, "vocab_size": 120})
+    model = DebertaV2ForSequenceClassification(config).train()
+    before = model.config._attn_implementation
+    assert not da.install_cpu_dropout(model)
+    assert model.config._attn_implementation == before
+    model(**_inputs()).logits.sum().backward()
+    assert all(p.grad is not None for p in model.classifier.parameters())

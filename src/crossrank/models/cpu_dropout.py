@@ -131,17 +131,19 @@ class CpuDropout(nn.Dropout):
 def install_cpu_dropout(module: nn.Module) -> bool:
     """Give ``module`` :func:`dropout_attention` and :class:`CpuDropout` layers.
 
-    The attention switch needs a transformers model on ``"sdpa"``; returns whether it was
-    made (a model on another attention implementation keeps it). Idempotent.
+    The attention switch needs a transformers model on ``"sdpa"`` that dispatches through
+    transformers' attention interface (BERT, RoBERTa, XLM-R, ELECTRA); returns whether it was
+    made (any other model keeps its attention). Idempotent.
     """
     for child in module.modules():
         if type(child) is nn.Dropout:
             child.__class__ = CpuDropout
     implementation = getattr(getattr(module, "config", None), "_attn_implementation", None)
-    if implementation == "sdpa":
+    if implementation == "sdpa" and getattr(module, "_supports_attention_backend", False):
         _register()
         module.set_attn_implementation(ATTENTION_NAME)
-    return implementation in ("sdpa", ATTENTION_NAME)
+        return True
+    return implementation == ATTENTION_NAME
 
 
 def uninstall_cpu_dropout(module: nn.Module) -> None:
