@@ -4,9 +4,11 @@
 #   0. runs the CUDA-only unit tests when pytest is there (in the background, beside step 1);
 #   1. trains the RECIPES (default: configs/scifact-gpu-v3.toml; several run side by side on
 #      the one GPU, each small next to an H100/H200), keeps the best on dev
-#      (nDCG@10 alone), reranks dev BM25 top-100 and the first 100 train queries' BM25 top 20
+#      (nDCG@10 alone), reranks dev BM25 top-100 (truncated, and MaxP over 512-token windows)
+#      and the first 100 train queries' BM25 top 20
 #      (for `crossrank calibrate`) with it and packs it as fp16 safetensors, split for transfer;
-#   2. benchmarks/engine_vs_st.py: crossrank torch/bf16 vs sentence-transformers predict;
+#   2. benchmarks/engine_vs_st.py: crossrank torch/bf16 vs sentence-transformers predict,
+#      then benchmarks/host_feed.py: tokenising alone and the bf16 model alone, same pairs;
 #   3. benchmarks/train_throughput.py: crossrank's trainer vs CrossEncoderTrainer;
 #   4. with ST_ACCURACY=1: benchmarks/st_trainer_accuracy.py, CrossEncoderTrainer's dev nDCG@10
 #      on the same data (measured once already, so off by default).
@@ -22,7 +24,7 @@
 # The checkout travels to the device with a 64 MiB limit: the shipped weights under
 # src/crossrank/weights/ (about 45 MB per model) do not fit beside .gpu/, and nothing here needs
 # them, so move them out of the checkout for the call and back afterwards.
-# Dry run on CPU: DEVICE=cpu BENCH_BACKENDS=torch BACKBONE=<tiny checkpoint> TRAIN_EXTRA="--max-steps 2 --device cpu
+# Dry run on CPU: DEVICE=cpu BENCH_BACKENDS=torch FEED_BACKEND=torch BACKBONE=<tiny checkpoint> TRAIN_EXTRA="--max-steps 2 --device cpu
 #   --precision fp32" BENCH_QUERIES=3 TP_STEPS=4 benchmarks/gpu_session.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -92,6 +94,9 @@ PY
     cr retrieve --data "$DATA" --split dev --retriever bm25 --top-k 100 --out "$W/res/bm25.dev.run" --quiet
     cr rerank --data "$DATA" --split dev --run "$W/res/bm25.dev.run" --model "$W/ship" --top-k 100 \
         --backend torch --device "$DEVICE" --out "$W/res/$BEST.dev.run" --quiet
+    cr rerank --data "$DATA" --split dev --run "$W/res/bm25.dev.run" --model "$W/ship" --top-k 100 \
+        --backend torch --device "$DEVICE" --passages 512,256 --aggregate maxp \
+        --out "$W/res/$BEST.dev.maxp.run" --quiet
     cr retrieve --data "$DATA" --split train --retriever bm25 --top-k 20 --out "$W/bm25.train.run" --quiet
     awk '{if(!($1 in s)){n++; s[$1]=1} if(n<=100 && $4<=20) print}' "$W/bm25.train.run" > "$W/res/bm25.train100.run"
     cr rerank --data "$DATA" --split train --run "$W/res/bm25.train100.run" --model "$W/ship" --top-k 20 \
@@ -107,6 +112,14 @@ if [ "$(left)" -gt 100 ] && [ -n "$BEST" ]; then
         --queries "${BENCH_QUERIES:-40}" --max-length 256 512 --model "$W/$BEST" --threads 8 \
         --backends ${BENCH_BACKENDS:-torch torch-bf16} --repeats 3 --json "$W/res/engine_gpu.json" \
         2>&1 | tee "$W/res/engine_gpu.log" | grep -v Warning
+    pack
+fi
+if [ "$(left)" -gt 45 ] && [ -n "$BEST" ]; then
+    say "2b. the host alone and the model alone on the same pairs (where the engine's time goes)"
+    data_abs=$(realpath "$DATA")
+    ( cd benchmarks && timeout $(($(left) - 15)) python3 host_feed.py --data "$data_abs" \
+        --queries "${BENCH_QUERIES:-40}" --repeats 3 --model "$W/$BEST" --backend "${FEED_BACKEND:-torch-bf16}" \
+        --device "$DEVICE" 2>&1 | grep -v Warning | tee "$W/res/host_feed.log" )
     pack
 fi
 if [ "$(left)" -gt 70 ]; then

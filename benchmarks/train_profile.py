@@ -2,7 +2,8 @@
 
 Runs the same crossrank trainer as ``train_throughput.py`` (same data, groups and options;
 no sentence-transformers run) under ``torch.profiler`` and prints the operators by self CPU
-time, with input shapes when ``--shapes`` is given.
+time (and, with ``--device cuda``, by self GPU time), with input shapes when ``--shapes`` is
+given.
 
 Usage:
     python benchmarks/train_profile.py --steps 5 --warmup 1 --groups-per-step 2 --max-length 256
@@ -34,6 +35,9 @@ def main() -> None:
             result = fit(self)
         table = prof.key_averages(group_by_input_shape=shapes)
         print(table.table(sort_by="self_cpu_time_total", row_limit=ROWS, max_name_column_width=40))
+        if args.device == "cuda":  # what the GPU itself spent its time on
+            print(table.table(sort_by="self_device_time_total", row_limit=ROWS,
+                              max_name_column_width=40))  # fmt: skip
         return result
 
     train_throughput.Trainer.fit = profiled_fit

@@ -258,3 +258,21 @@ def test_progress_bar_counts_every_row(
 def test_prefetch_setting_is_checked() -> None:
     with pytest.raises(ConfigError, match="prefetch must be >= 0, got -1"):
         EngineSettings(64, prefetch=-1)
+    with pytest.raises(ConfigError, match="first_chunk_pairs"):
+        EngineSettings(64, first_chunk_pairs=0)
+
+
+def test_growing_chunks_score_every_pair_as_fixed_chunks_do(
+    tiny_dir: Path, backends: dict[str, Backend]
+) -> None:
+    queries, docs = _pairs(70)
+    fixed = _engine(tiny_dir, backends["torch"], token_budget=512, chunk_pairs=30)
+    growing = _engine(
+        tiny_dir, backends["torch"], token_budget=512, chunk_pairs=30, first_chunk_pairs=4
+    )
+    expected = fixed.score(queries, docs)
+    result = growing.score(queries, docs)
+    # chunks of 4, 8, 16, 30, 12 pairs: batches differ, so only padding noise may differ
+    assert np.allclose(result.heads["relevance"], expected.heads["relevance"], atol=1e-6)
+    assert result.stats.pairs == 70
+    assert result.stats.tokens == expected.stats.tokens

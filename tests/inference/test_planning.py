@@ -12,7 +12,7 @@ from crossrank.errors import ConfigError
 from crossrank.inference.backends import Backend
 from crossrank.inference.engine import EngineSettings, ScoringEngine
 from crossrank.inference.passages import PassageConfig
-from crossrank.inference.planning import PairPlanner
+from crossrank.inference.planning import PairPlanner, chunk_bounds
 from crossrank.inference.tokenize import PairTokenizer, TokenBatch
 from crossrank.models.heads import HeadLayout, HeadSpec
 from crossrank.models.tiny import WORDS, build_tiny_checkpoint
@@ -104,3 +104,19 @@ def test_count_refuses_what_score_refuses(hf_tok: object) -> None:
         engine.count_tokens(["a"], [3], None)
     empty = engine.count_tokens([], [], None)
     assert empty.tokens.shape == empty.truncated.shape == (0,)
+
+
+@pytest.mark.parametrize(
+    ("total", "first", "most", "expected"),
+    [
+        (0, 4, 30, []),
+        (10, 4, 30, [(0, 4), (4, 10)]),
+        (70, 4, 30, [(0, 4), (4, 12), (12, 28), (28, 58), (58, 70)]),
+        (70, 50, 30, [(0, 30), (30, 60), (60, 70)]),
+        (60, 30, 30, [(0, 30), (30, 60)]),
+    ],
+)
+def test_chunk_bounds_grow_from_the_first_size_to_the_cap(
+    total: int, first: int, most: int, expected: list[tuple[int, int]]
+) -> None:
+    assert chunk_bounds(total, first, most) == expected

@@ -74,6 +74,9 @@ class EngineSettings:
 
     ``prefetch``: batches assembled ahead on a worker thread while the backend runs (0: none,
     everything on the calling thread, and no chunk tokenised ahead either).
+    ``first_chunk_pairs``: size of the first chunk of pairs, the later ones doubling up to
+    ``chunk_pairs`` (None: every chunk ``chunk_pairs``); see
+    :func:`~crossrank.inference.planning.chunk_bounds`.
     """
 
     max_length: int
@@ -82,12 +85,15 @@ class EngineSettings:
     pad_multiple: int = 1
     chunk_pairs: int = 16384
     prefetch: int = 2
+    first_chunk_pairs: int | None = None
 
     def __post_init__(self) -> None:
         require_positive("max_length", self.max_length)
         require_positive("token_budget", self.token_budget)
         require_positive("pad_multiple", self.pad_multiple)
         require_positive("chunk_pairs", self.chunk_pairs)
+        if self.first_chunk_pairs is not None:
+            require_positive("first_chunk_pairs", self.first_chunk_pairs)
         if self.max_batch_size is not None:
             require_positive("max_batch_size", self.max_batch_size)
         if isinstance(self.prefetch, bool) or not self.prefetch >= 0:
@@ -112,7 +118,9 @@ class ScoringEngine:
         heads: HeadLayout,
         settings: EngineSettings,
     ) -> None:
-        self.planner = PairPlanner(tokenizer, settings.max_length, settings.chunk_pairs)
+        self.planner = PairPlanner(
+            tokenizer, settings.max_length, settings.chunk_pairs, settings.first_chunk_pairs
+        )
         self.tokenizer = tokenizer
         self.backend = backend
         self.heads = heads

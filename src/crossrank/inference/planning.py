@@ -75,14 +75,23 @@ class PlannedChunk:
 class PairPlanner:
     """Tokenises pairs chunk by chunk and picks the spans the model sees; no model involved."""
 
-    def __init__(self, tokenizer: PairTokenizer, max_length: int, chunk_pairs: int = 16384) -> None:
+    def __init__(
+        self,
+        tokenizer: PairTokenizer,
+        max_length: int,
+        chunk_pairs: int = 16384,
+        first_chunk_pairs: int | None = None,
+    ) -> None:
         require_positive("max_length", max_length)
         require_positive("chunk_pairs", chunk_pairs)
+        if first_chunk_pairs is not None:
+            require_positive("first_chunk_pairs", first_chunk_pairs)
         if max_length <= tokenizer.template.num_special + 1:
             raise ConfigError(f"max_length={max_length} leaves no room for query and document")
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.chunk_pairs = chunk_pairs
+        self.first_chunk_pairs = first_chunk_pairs
 
     def count(
         self, queries: Sequence[object], docs: Sequence[object], passages: PassageConfig | None
@@ -103,14 +112,16 @@ class PairPlanner:
     def chunks(
         self, queries: list[str], docs: list[str], passages: PassageConfig | None, depth: int
     ) -> Iterator[PlannedChunk]:
-        """Planned chunks of ``chunk_pairs`` pairs, in order, up to ``depth`` planned ahead on a
+        """Planned chunks (:func:`chunk_bounds`), in order, up to ``depth`` planned ahead on a
         worker thread (see :func:`~crossrank.inference.batching.prefetch`; close it)."""
-        step = self.chunk_pairs
+        first = self.first_chunk_pairs or self.chunk_pairs
+        bounds = chunk_bounds(len(queries), first, self.chunk_pairs)
 
-        def plan(lo: int) -> PlannedChunk:
-            return self.plan(queries[lo : lo + step], docs[lo : lo + step], passages, lo)
+        def plan(bound: tuple[int, int]) -> PlannedChunk:
+            lo, hi = bound
+            return self.plan(queries[lo:hi], docs[lo:hi], passages, lo)
 
-        return prefetch(plan, range(0, len(queries), step), depth)
+        return prefetch(plan, bounds, depth)
 
     def plan(
         self,
@@ -148,6 +159,24 @@ class PairPlanner:
                 "(queries are never truncated); raise max_length or shorten the query"
             )
         return limit - lengths[q_of]
+
+
+def chunk_bounds(total: int, first: int, most: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` of consecutive chunks covering ``total`` pairs: the first ``first`` long,
+    each next one twice the one before, none over ``most``.
+
+    A small first chunk lets the model start early: the next chunk is tokenised while the
+    current one is scored, but nothing overlaps the first chunk's tokenisation.
+
+    >>> chunk_bounds(4000, 512, 4096)
+    [(0, 512), (512, 1536), (1536, 3584), (3584, 4000)]
+    """
+    bounds: list[tuple[int, int]] = []
+    lo, size = 0, min(first, most)
+    while lo < total:
+        bounds.append((lo, min(lo + size, total)))
+        lo, size = lo + size, min(2 * size, most)
+    return bounds
 
 
 def validate_pairs(

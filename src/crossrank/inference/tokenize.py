@@ -165,7 +165,10 @@ class PairTokenizer:
         return EncodedTexts(tokens.truncate(max_tokens), tokens.lengths > max_tokens)
 
     def _encode(self, texts: list[str]) -> Ragged:
-        encodings = self._rust.encode_batch(texts, add_special_tokens=False)
+        # encode_batch_fast (tokenizers >= 0.21) skips character offsets, which crossrank
+        # never reads: the same ids, about 20% less CPU.
+        encode = getattr(self._rust, "encode_batch_fast", self._rust.encode_batch)
+        encodings = encode(texts, add_special_tokens=False)
         return Ragged.from_lists([e.ids for e in encodings])
 
     def assemble(

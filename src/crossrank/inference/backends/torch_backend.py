@@ -42,19 +42,26 @@ class TorchBackend(Backend):
         device: str = "cpu",
         dtype: TorchDtype = "fp32",
         threads: int | None = None,
+        mixed: bool = False,
     ) -> None:
         if dtype not in _DTYPES:
             raise ConfigError(f"dtype must be one of {tuple(_DTYPES)}, got {dtype!r}")
+        if mixed and dtype == "fp32":
+            raise ConfigError("mixed precision needs dtype 'bf16' or 'fp16', got 'fp32'")
         if threads is not None:
             # torch's thread pool is process-wide; only an explicit request changes it.
             torch.set_num_threads(threads)
-        self.name = "torch" if dtype == "fp32" else f"torch-{dtype}"
+        self.name = "torch" if dtype == "fp32" else f"torch-{dtype}" + ("-mixed" if mixed else "")
         self.device = device
         self._torch_device = torch.device(device)
         self._model = model
         # Decided (and checked on a probe batch) before any cast to half precision.
         self.cls_only = install_cls_only(model.module)
-        self._model.module.to(device=self._torch_device, dtype=_DTYPES[dtype]).eval()
+        # mixed: weights, LayerNorms and the residual stream stay fp32 and only autocast's
+        # operators (the matrix products) run in ``dtype``; otherwise the whole module is cast.
+        self._autocast = _DTYPES[dtype] if mixed else None
+        weights = torch.float32 if mixed else _DTYPES[dtype]
+        self._model.module.to(device=self._torch_device, dtype=weights).eval()
 
     @torch.inference_mode()
     def forward(self, batch: TokenBatch) -> np.ndarray:
@@ -80,7 +87,12 @@ class TorchBackend(Backend):
             return tensor.to(self._torch_device, non_blocking=pinned)
 
         token_types = None if batch.token_type_ids is None else put(batch.token_type_ids)
-        with cls_only(self._model.module):
+        amp = torch.autocast(
+            self._torch_device.type,
+            dtype=self._autocast or torch.bfloat16,
+            enabled=self._autocast is not None,
+        )
+        with cls_only(self._model.module), amp:
             return self._model.forward_logits(
                 put(batch.input_ids), put(batch.attention_mask), token_types
             )

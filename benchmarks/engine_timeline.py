@@ -1,0 +1,154 @@
+"""Where the engine's wall time goes on a GPU: precision modes, settings variants, timeline.
+
+Same pairs as engine_vs_st.py (the first ``--queries`` SciFact dev queries x BM25 top-100).
+First the torch backend in fp32, bf16 (cast module) and bf16 mixed (autocast over fp32
+weights): pairs/s, largest score difference from fp32 and nDCG@10. Then, for each variant of
+the engine settings (first chunk, chunk size, prefetch depth, token budget), the
+best-of-``--repeats`` pairs/s of one ``score`` call with ``--backend``. Last, for the default
+settings, a timeline of one call: when each thread tokenised (plan), assembled batches,
+launched forward passes and waited for the logits, in milliseconds from the start.
+
+    python benchmarks/engine_timeline.py --device cuda --backend torch-bf16 --model DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crossrank.inference import engine as engine_module
+from crossrank.inference.backends import TorchBackend, build_backend, torch_backend
+from crossrank.inference.engine import EngineSettings, ScoringEngine
+from crossrank.inference.planning import PairPlanner
+from crossrank.inference.tokenize import PairTokenizer
+from crossrank.models.cross_encoder import CrossEncoderModel
+from engine_vs_st import DEFAULT_DATA, bm25_candidates, default_model, load_scifact, ndcg10
+from train_throughput import attention_kernels
+
+EVENTS: list[tuple[str, str, float, float]] = []
+# (first_chunk_pairs, chunk_pairs, prefetch, token_budget, cuDNN attention allowed). The first
+# is the GPU default of CrossEncoder; the cuDNN=True rows were measured on an H200 on
+# 2026-11-26 (BENCHMARKS.md), the cuDNN=False ones and None/32768 are for the next session.
+VARIANTS = (
+    (None, 4096, 2, 65536, True),
+    (512, 4096, 2, 65536, True),
+    (None, 512, 2, 65536, True),
+    (256, 4096, 2, 65536, True),
+    (512, 4096, 4, 65536, True),
+    (512, 4096, 2, 32768, True),
+    (512, 4096, 2, 131072, True),
+    (512, 4096, 0, 65536, True),
+    (None, 4096, 2, 32768, True),
+    (None, 4096, 0, 65536, True),
+    (None, 4096, 2, 65536, False),
+    (None, 4096, 2, 32768, False),
+    (None, 4096, 2, 16384, False),
+    (None, 4096, 0, 65536, False),
+)
+
+
+def traced(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, recording (thread, name, start, end) of every call in EVENTS."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            thread = threading.current_thread().name
+            EVENTS.append((thread, name, start, time.perf_counter()))
+
+    return wrapper
+
+
+def install_tracing() -> None:
+    PairPlanner.plan = traced("plan", PairPlanner.plan)
+    PairTokenizer._encode = traced("encode", PairTokenizer._encode)
+    PairTokenizer.assemble = traced("assemble", PairTokenizer.assemble)
+    torch_backend.TorchBackend._logits = traced("launch", torch_backend.TorchBackend._logits)
+    torch_backend.logits_to_host = traced("to_host", torch_backend.logits_to_host)
+    engine_module.validate_pairs = traced("validate", engine_module.validate_pairs)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    p.add_argument("--queries", type=int, default=40)
+    p.add_argument("--top-k", type=int, default=100, help="BM25 candidates per query")
+    p.add_argument("--model", type=Path)
+    p.add_argument("--backend", default="torch-bf16")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args()
+    corpus, queries, qrels = load_scifact(args.data)
+    ids = bm25_candidates(corpus, dict(list(queries.items())[: args.queries]), args.top_k)
+    qrels = {q: qrels[q] for q in dict.fromkeys(q for q, _ in ids)}  # nDCG over these queries
+    qs, ds = [queries[q] for q, _ in ids], [corpus[d] for _, d in ids]
+    model_dir = args.model or default_model(Path("/tmp/cr-bench"))
+    model = CrossEncoderModel.from_pretrained(model_dir)
+    tok = PairTokenizer(model.tokenizer)
+    # The GPU defaults of CrossEncoder (cross_encoder.py, default_token_budget).
+    base = EngineSettings(args.max_length, token_budget=65536, pad_multiple=8, chunk_pairs=4096)
+    reference = None
+    for dtype, mixed in (("fp32", False), ("bf16", False), ("bf16", True)):
+        exact = TorchBackend(
+            CrossEncoderModel.from_pretrained(model_dir),
+            device=args.device,
+            dtype=dtype,
+            mixed=mixed,
+        )
+        engine = ScoringEngine(tok, exact, model.heads, base)
+        scores = engine.score(qs, ds).heads["relevance"]  # warm-up, and the scores
+        reference = scores if reference is None else reference
+        best = min(_timed(engine, qs, ds) for _ in range(args.repeats))
+        print(f"{exact.name:18s} {len(qs) / best:8,.0f} pairs/s  max|diff| vs fp32 "
+              f"{np.abs(scores - reference).max():.2e}  nDCG@10 {ndcg10(ids, scores, qrels):.4f}",
+              flush=True)  # fmt: skip
+        del engine, exact
+    backend = build_backend(model, args.backend, args.device)
+    for first, chunk, depth, budget, cudnn in VARIANTS:
+        settings = replace(
+            base, first_chunk_pairs=first, chunk_pairs=chunk, prefetch=depth, token_budget=budget
+        )
+        engine = ScoringEngine(tok, backend, model.heads, settings)
+        with attention_kernels(not cudnn):
+            engine.score(qs, ds)  # warm-up of this batch shape set
+            best = min(_timed(engine, qs, ds) for _ in range(args.repeats))
+        print(f"first {first} chunk {chunk} prefetch {depth} budget {budget} cudnn {cudnn}: "
+              f"{len(qs) / best:,.0f} pairs/s ({best * 1e3:.0f} ms)", flush=True)  # fmt: skip
+    install_tracing()
+    engine = ScoringEngine(tok, backend, model.heads, base)
+    engine.score(qs, ds)
+    EVENTS.clear()
+    start = time.perf_counter()
+    engine.score(qs, ds)
+    total = time.perf_counter() - start
+    print(f"timeline of one call ({total * 1e3:.0f} ms), ms from its start:")
+    for thread, name, t0, t1 in sorted(EVENTS, key=lambda e: e[2]):
+        if name != "launch":
+            print(
+                f"  {thread[:24]:24s} {name:9s} {(t0 - start) * 1e3:8.1f} {(t1 - start) * 1e3:8.1f}"
+            )
+    launches = [e for e in EVENTS if e[1] == "launch"]
+    if launches:
+        busy = sum(t1 - t0 for _, _, t0, t1 in launches)
+        print(f"  launch: {len(launches)} batches, {busy * 1e3:.1f} ms in _logits, first at "
+              f"{(launches[0][2] - start) * 1e3:.1f}, last ends {(launches[-1][3] - start) * 1e3:.1f}")  # fmt: skip
+
+
+def _timed(engine: ScoringEngine, qs: list[str], ds: list[str]) -> float:
+    start = time.perf_counter()
+    engine.score(qs, ds)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""TorchBackend precision modes: a cast module, or fp32 weights under autocast (mixed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from crossrank.errors import ConfigError
+from crossrank.inference.backends import TorchBackend
+from crossrank.inference.tokenize import PairTokenizer
+from crossrank.models.cross_encoder import CrossEncoderModel
+from crossrank.models.tiny import WORDS, build_tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def _logits(tiny_dir: Path, **options: object) -> tuple[TorchBackend, np.ndarray]:
+    tok = PairTokenizer(AutoTokenizer.from_pretrained(tiny_dir))
+    texts = [" ".join(WORDS[i : i + 9]) for i in range(12)]
+    enc = tok.encode(texts)
+    n = len(texts)
+    index = np.arange(n)
+    batch = tok.assemble(
+        enc.tokens,
+        enc.tokens,
+        query_index=index,
+        doc_index=index[::-1].copy(),
+        doc_start=np.zeros(n, dtype=np.int64),
+        doc_end=enc.tokens.lengths[::-1].copy(),
+    )
+    backend = TorchBackend(CrossEncoderModel.from_pretrained(tiny_dir), **options)
+    return backend, backend.forward(batch)
+
+
+def test_mixed_keeps_fp32_weights_and_stays_close_to_fp32(tiny_dir: Path) -> None:
+    _, exact = _logits(tiny_dir)
+    backend, mixed = _logits(tiny_dir, dtype="bf16", mixed=True)
+    assert backend.name == "torch-bf16-mixed"
+    params = {p.dtype for p in backend._model.module.parameters()}
+    assert params == {torch.float32}
+    assert mixed.dtype == np.float32
+    # bf16 matrix products (8 significant bits) on fp32 weights and residuals
+    np.testing.assert_allclose(mixed, exact, rtol=0, atol=5e-2)
+    assert not np.array_equal(mixed, exact)  # the products did run in bf16
+
+
+def test_cast_module_runs_in_the_half_dtype(tiny_dir: Path) -> None:
+    backend, _ = _logits(tiny_dir, dtype="bf16")
+    assert backend.name == "torch-bf16"
+    assert {p.dtype for p in backend._model.module.parameters()} == {torch.bfloat16}
+
+
+def test_mixed_needs_a_half_dtype(tiny_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="mixed precision needs dtype 'bf16' or 'fp16'"):
+        TorchBackend(CrossEncoderModel.from_pretrained(tiny_dir), dtype="fp32", mixed=True)
