@@ -16,7 +16,10 @@ from crossrank.training.config import ModelConfig, load_config, parse_config
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = sorted((ROOT / "configs").glob("*.toml"))
 WEIGHTS = ROOT / "src" / "crossrank" / "weights"
-SHIPPED = [WEIGHTS / name / "config.toml" for name in ("minilm-scifact", "minilm-scifact-v2")]
+SHIPPED = [
+    WEIGHTS / name / "config.toml"
+    for name in ("minilm-scifact", "minilm-scifact-v2", "minilm-scifact-v3")
+]
 
 
 def test_the_recipe_folder_is_found() -> None:

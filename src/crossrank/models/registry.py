@@ -1,10 +1,12 @@
 """Models shipped inside the package, under stable names (no hub, no download).
 
-``crossrank/minilm-scifact-v2`` is the SciFact reranker trained by
-``configs/scifact-gpu-v2b.toml`` and the default ``--model`` of ``crossrank rerank``;
-``crossrank/minilm-scifact`` is its predecessor (``configs/scifact-gpu.toml``). Both are
-all-MiniLM-L6-v2 cross-encoders in fp16 safetensors, with their training record beside the
-weights; BENCHMARKS.md says how they were made and what they score. A shipped name is
+``crossrank/minilm-scifact-v3`` is the SciFact reranker trained by
+``configs/scifact-gpu-v3.toml`` and the default ``--model`` of ``crossrank rerank``;
+``crossrank/minilm-scifact-v2`` (``configs/scifact-gpu-v2b.toml``) and
+``crossrank/minilm-scifact`` (``configs/scifact-gpu.toml``) are its predecessors. All are
+all-MiniLM-L6-v2 cross-encoders in fp16 safetensors, with their training record (and a
+Platt calibration) beside the weights; BENCHMARKS.md says how they were made and what they
+score. A shipped name is
 resolved before any local directory or hub id of the same spelling.
 
 Example:
@@ -28,8 +30,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED_MODELS: dict[str, str] = {
     "crossrank/minilm-scifact": "minilm-scifact",
     "crossrank/minilm-scifact-v2": "minilm-scifact-v2",
+    "crossrank/minilm-scifact-v3": "minilm-scifact-v3",
 }
-DEFAULT_RERANKER = "crossrank/minilm-scifact-v2"
+DEFAULT_RERANKER = "crossrank/minilm-scifact-v3"
 
 
 def shipped_model_dir(name: str) -> Path | None:
