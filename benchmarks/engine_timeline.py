@@ -87,6 +87,8 @@ def main() -> None:
     p.add_argument("--device", default="cuda")
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--variants", type=int, help="run only the first N settings variants")
+    p.add_argument("--skip-precision", action="store_true", help="no fp32/bf16/mixed table")
     args = p.parse_args()
     corpus, queries, qrels = load_scifact(args.data)
     ids = bm25_candidates(corpus, dict(list(queries.items())[: args.queries]), args.top_k)
@@ -98,7 +100,8 @@ def main() -> None:
     # The GPU defaults of CrossEncoder (cross_encoder.py, default_token_budget).
     base = EngineSettings(args.max_length, token_budget=65536, pad_multiple=8, chunk_pairs=4096)
     reference = None
-    for dtype, mixed in (("fp32", False), ("bf16", False), ("bf16", True)):
+    precisions = () if args.skip_precision else (("fp32", False), ("bf16", False), ("bf16", True))
+    for dtype, mixed in precisions:
         exact = TorchBackend(
             CrossEncoderModel.from_pretrained(model_dir),
             device=args.device,
@@ -114,7 +117,7 @@ def main() -> None:
               flush=True)  # fmt: skip
         del engine, exact
     backend = build_backend(model, args.backend, args.device)
-    for first, chunk, depth, budget, cudnn in VARIANTS:
+    for first, chunk, depth, budget, cudnn in VARIANTS[: args.variants]:
         settings = replace(
             base, first_chunk_pairs=first, chunk_pairs=chunk, prefetch=depth, token_budget=budget
         )
