@@ -6,8 +6,7 @@
 ``crossrank/minilm-scifact`` (``configs/scifact-gpu.toml``) are its predecessors. All are
 all-MiniLM-L6-v2 cross-encoders in fp16 safetensors, with their training record (and a
 Platt calibration) beside the weights; BENCHMARKS.md says how they were made and what they
-score. A shipped name is
-resolved before any local directory or hub id of the same spelling.
+score. A shipped name is resolved before any local directory or hub id of the same spelling.
 
 Example:
     >>> shipped_model_dir("crossrank/minilm-scifact").name
