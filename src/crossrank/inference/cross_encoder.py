@@ -95,8 +95,7 @@ class CrossEncoder:
             # Smaller chunks on a GPU let the next chunk's tokenisation (the host's bottleneck,
             # ~1,000 pairs/s per core) overlap the current chunk's forward passes. A smaller
             # first chunk (EngineSettings.first_chunk_pairs) measured slower on an H200
-            # (BENCHMARKS.md), likely as the tokeniser thread's Python work then competes with
-            # the kernel launches for the GIL.
+            # (BENCHMARKS.md): tokenising beside the kernel launches slowed the launches.
             chunk_pairs=GPU_CHUNK_PAIRS if on_gpu else CPU_CHUNK_PAIRS,
         )
         self._engine = ScoringEngine(
