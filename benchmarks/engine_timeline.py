@@ -2,7 +2,8 @@
 
 Same pairs as engine_vs_st.py (the first ``--queries`` SciFact dev queries x BM25 top-100).
 First the torch backend in fp32, bf16 (cast module) and bf16 mixed (autocast over fp32
-weights): pairs/s, largest score difference from fp32 and nDCG@10. Then, for each variant of
+weights): pairs/s, largest score difference from fp32, nDCG@10 and how many scores are
+distinct (ties come from a half-precision head). Then, for each variant of
 the engine settings (first chunk, chunk size, prefetch depth, token budget), the
 best-of-``--repeats`` pairs/s of one ``score`` call with ``--backend``. Last, for the default
 settings, a timeline of one call: when each thread tokenised (plan), assembled batches,
@@ -17,18 +18,20 @@ import argparse
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from crossrank.inference import engine as engine_module
-from crossrank.inference.backends import TorchBackend, build_backend, torch_backend
+from crossrank.inference.backends import Backend, TorchBackend, build_backend, torch_backend
 from crossrank.inference.engine import EngineSettings, ScoringEngine
 from crossrank.inference.planning import PairPlanner
 from crossrank.inference.tokenize import PairTokenizer
 from crossrank.models.cross_encoder import CrossEncoderModel
+from crossrank.models.heads import HeadLayout
 from engine_vs_st import DEFAULT_DATA, bm25_candidates, default_model, load_scifact, ndcg10
 from train_throughput import attention_kernels
 
@@ -77,7 +80,21 @@ def install_tracing() -> None:
     engine_module.validate_pairs = traced("validate", engine_module.validate_pairs)
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Work:
+    """The scored pairs, their (query, doc) ids, the judged queries' qrels and the engine parts."""
+
+    qs: list[str]
+    ds: list[str]
+    ids: list[tuple[str, str]]
+    qrels: dict[str, dict[str, int]]
+    model_dir: Path
+    tok: PairTokenizer
+    heads: HeadLayout
+    base: EngineSettings
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--queries", type=int, default=40)
@@ -89,50 +106,78 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--variants", type=int, help="run only the first N settings variants")
     p.add_argument("--skip-precision", action="store_true", help="no fp32/bf16/mixed table")
-    args = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     corpus, queries, qrels = load_scifact(args.data)
     ids = bm25_candidates(corpus, dict(list(queries.items())[: args.queries]), args.top_k)
-    qrels = {q: qrels[q] for q in dict.fromkeys(q for q, _ in ids)}  # nDCG over these queries
-    qs, ds = [queries[q] for q, _ in ids], [corpus[d] for _, d in ids]
     model_dir = args.model or default_model(Path("/tmp/cr-bench"))
     model = CrossEncoderModel.from_pretrained(model_dir)
-    tok = PairTokenizer(model.tokenizer)
-    # The GPU defaults of CrossEncoder (cross_encoder.py, default_token_budget).
-    base = EngineSettings(args.max_length, token_budget=65536, pad_multiple=8, chunk_pairs=4096)
-    reference = None
-    precisions = () if args.skip_precision else (("fp32", False), ("bf16", False), ("bf16", True))
-    for dtype, mixed in precisions:
-        exact = TorchBackend(
-            CrossEncoderModel.from_pretrained(model_dir),
-            device=args.device,
-            dtype=dtype,
-            mixed=mixed,
-        )
-        engine = ScoringEngine(tok, exact, model.heads, base)
-        scores = engine.score(qs, ds).heads["relevance"]  # warm-up, and the scores
-        reference = scores if reference is None else reference
-        best = min(_timed(engine, qs, ds) for _ in range(args.repeats))
-        print(f"{exact.name:18s} {len(qs) / best:8,.0f} pairs/s  max|diff| vs fp32 "
-              f"{np.abs(scores - reference).max():.2e}  nDCG@10 {ndcg10(ids, scores, qrels):.4f}",
-              flush=True)  # fmt: skip
-        del engine, exact
+    work = Work(
+        qs=[queries[q] for q, _ in ids],
+        ds=[corpus[d] for _, d in ids],
+        ids=ids,
+        qrels={q: qrels[q] for q in dict.fromkeys(q for q, _ in ids)},  # nDCG over these
+        model_dir=model_dir,
+        tok=PairTokenizer(model.tokenizer),
+        heads=model.heads,
+        # The GPU defaults of CrossEncoder (cross_encoder.py, default_token_budget).
+        base=EngineSettings(args.max_length, token_budget=65536, pad_multiple=8, chunk_pairs=4096),
+    )
+    if not args.skip_precision:
+        precision_table(args, work)
     backend = build_backend(model, args.backend, args.device)
+    variant_table(args, work, backend)
+    timeline(work, backend)
+
+
+def precision_table(args: argparse.Namespace, work: Work) -> None:
+    """fp32, bf16 and bf16 mixed: pairs/s, difference from fp32, nDCG@10, distinct scores."""
+    reference = None
+    for dtype, mixed in (("fp32", False), ("bf16", False), ("bf16", True)):
+        model = CrossEncoderModel.from_pretrained(work.model_dir)
+        exact = TorchBackend(model, device=args.device, dtype=dtype, mixed=mixed)
+        engine = ScoringEngine(work.tok, exact, work.heads, work.base)
+        scores = engine.score(work.qs, work.ds).heads["relevance"]  # warm-up, and the scores
+        reference = scores if reference is None else reference
+        best = min(_timed(engine, work.qs, work.ds) for _ in range(args.repeats))
+        print(f"{exact.name:18s} {len(scores) / best:8,.0f} pairs/s  max|diff| vs fp32 "
+              f"{np.abs(scores - reference).max():.2e}  "
+              f"nDCG@10 {ndcg10(work.ids, scores, work.qrels):.4f}  "
+              f"distinct scores {len(np.unique(scores))}/{len(scores)}", flush=True)  # fmt: skip
+        if dtype == "fp32":  # what a bf16 head would have left of these scores
+            rounded = torch.from_numpy(scores).to(torch.bfloat16).float().numpy()
+            print(f"fp32 scores rounded to bf16: {len(np.unique(rounded))}/{len(scores)} distinct")
+
+
+def variant_table(args: argparse.Namespace, work: Work, backend: Backend) -> None:
+    """Best-of-``--repeats`` pairs/s of each settings variant with ``backend``."""
     for first, chunk, depth, budget, cudnn in VARIANTS[: args.variants]:
         settings = replace(
-            base, first_chunk_pairs=first, chunk_pairs=chunk, prefetch=depth, token_budget=budget
+            work.base,
+            first_chunk_pairs=first,
+            chunk_pairs=chunk,
+            prefetch=depth,
+            token_budget=budget,
         )
-        engine = ScoringEngine(tok, backend, model.heads, settings)
+        engine = ScoringEngine(work.tok, backend, work.heads, settings)
         with attention_kernels(not cudnn):
-            engine.score(qs, ds)  # warm-up of this batch shape set
-            best = min(_timed(engine, qs, ds) for _ in range(args.repeats))
+            engine.score(work.qs, work.ds)  # warm-up of this batch shape set
+            best = min(_timed(engine, work.qs, work.ds) for _ in range(args.repeats))
         print(f"first {first} chunk {chunk} prefetch {depth} budget {budget} cudnn {cudnn}: "
-              f"{len(qs) / best:,.0f} pairs/s ({best * 1e3:.0f} ms)", flush=True)  # fmt: skip
+              f"{len(work.qs) / best:,.0f} pairs/s ({best * 1e3:.0f} ms)", flush=True)  # fmt: skip
+
+
+def timeline(work: Work, backend: Backend) -> None:
+    """Per-thread spans of one ``score`` call with the default settings."""
     install_tracing()
-    engine = ScoringEngine(tok, backend, model.heads, base)
-    engine.score(qs, ds)
+    engine = ScoringEngine(work.tok, backend, work.heads, work.base)
+    engine.score(work.qs, work.ds)
     EVENTS.clear()
     start = time.perf_counter()
-    engine.score(qs, ds)
+    engine.score(work.qs, work.ds)
     total = time.perf_counter() - start
     print(f"timeline of one call ({total * 1e3:.0f} ms), ms from its start:")
     for thread, name, t0, t1 in sorted(EVENTS, key=lambda e: e[2]):

@@ -51,12 +51,33 @@ def test_mixed_keeps_fp32_weights_and_stays_close_to_fp32(tiny_dir: Path) -> Non
     assert not np.array_equal(mixed, exact)  # the products did run in bf16
 
 
-def test_cast_module_runs_in_the_half_dtype(tiny_dir: Path) -> None:
+def test_cast_module_runs_its_body_in_the_half_dtype(tiny_dir: Path) -> None:
     backend, _ = _logits(tiny_dir, dtype="bf16")
     assert backend.name == "torch-bf16"
-    assert {p.dtype for p in backend._model.module.parameters()} == {torch.bfloat16}
+    body = backend._model.module.bert
+    assert {p.dtype for n, p in body.named_parameters() if "pooler" not in n} == {torch.bfloat16}
 
 
 def test_mixed_needs_a_half_dtype(tiny_dir: Path) -> None:
     with pytest.raises(ConfigError, match="mixed precision needs dtype 'bf16' or 'fp16'"):
         TorchBackend(CrossEncoderModel.from_pretrained(tiny_dir), dtype="fp32", mixed=True)
+
+
+def test_half_cast_keeps_the_head_in_fp32_so_scores_keep_their_resolution(
+    tiny_dir: Path,
+) -> None:
+    backend, logits = _logits(tiny_dir, dtype="bf16")
+    module = backend._model.module
+    assert backend.fp32_heads == ["bert.pooler", "classifier"]
+    assert module.classifier.weight.dtype == torch.float32
+    assert module.bert.pooler.dense.weight.dtype == torch.float32
+    assert module.bert.encoder.layer[0].attention.self.query.weight.dtype == torch.bfloat16
+    # fp32 logits: not all of them survive a round trip through bf16
+    as_bf16 = torch.from_numpy(logits).to(torch.bfloat16).float().numpy()
+    assert not np.array_equal(as_bf16, logits)
+    assert len(np.unique(logits)) == logits.size
+
+
+def test_fp32_and_mixed_backends_keep_no_separate_heads(tiny_dir: Path) -> None:
+    assert _logits(tiny_dir)[0].fp32_heads == []
+    assert _logits(tiny_dir, dtype="bf16", mixed=True)[0].fp32_heads == []

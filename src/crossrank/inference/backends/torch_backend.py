@@ -2,7 +2,10 @@
 
 In fp32 its logits are the transformers forward's logits (padding and the CLS-only last
 layer of :mod:`~crossrank.models.cls_only` only add float noise, well under 1e-5), which makes
-it the reference every other backend is checked against.
+it the reference every other backend is checked against. In bf16/fp16 the body runs in half
+precision and the classification head (with its pooler) in fp32, so scores keep fp32
+resolution (:func:`keep_heads_fp32`); ``mixed=True`` instead keeps fp32 weights and runs the
+matrix products under autocast.
 
 On CUDA, ``forward_stream`` does not wait for each batch: inputs go from pinned host memory
 with non-blocking copies, logits stay on the GPU, and one device-to-host copy at the end
@@ -27,6 +30,7 @@ from crossrank.inference.backends.base import Backend
 from crossrank.inference.tokenize import TokenBatch
 from crossrank.models.cls_only import cls_only, install_cls_only
 from crossrank.models.cross_encoder import CrossEncoderModel
+from crossrank.models.loading import HEAD_MODULE_NAMES
 
 TorchDtype = Literal["fp32", "bf16", "fp16"]
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -62,6 +66,10 @@ class TorchBackend(Backend):
         self._autocast = _DTYPES[dtype] if mixed else None
         weights = torch.float32 if mixed else _DTYPES[dtype]
         self._model.module.to(device=self._torch_device, dtype=weights).eval()
+        # Names of the head modules kept in fp32 (half-precision casts only).
+        self.fp32_heads: list[str] = []
+        if weights != torch.float32:
+            self.fp32_heads = keep_heads_fp32(self._model.module)
 
     @torch.inference_mode()
     def forward(self, batch: TokenBatch) -> np.ndarray:
@@ -96,6 +104,32 @@ class TorchBackend(Backend):
             return self._model.forward_logits(
                 put(batch.input_ids), put(batch.attention_mask), token_types
             )
+
+
+def keep_heads_fp32(module: torch.nn.Module) -> list[str]:
+    """Put ``module``'s classification head and pooler back in fp32, fed fp32 inputs.
+
+    After a half-precision cast the logits would otherwise come out in bf16/fp16: bf16 keeps 8
+    significant bits, so at a logit of 4 its steps are 0.03 and many of a query's candidates
+    would tie. The head reads one position per sequence, so fp32 there costs next to nothing.
+    Returns the modules' names.
+
+    >>> TorchBackend(bert_model, device="cuda", dtype="bf16").fp32_heads  # doctest: +SKIP
+    ['bert.pooler', 'classifier']
+    """
+    names: list[str] = []
+    for name, sub in module.named_modules():
+        inside = any(name.startswith(f"{kept}.") for kept in names)
+        if name.rsplit(".", 1)[-1] in HEAD_MODULE_NAMES and not inside:
+            sub.float().register_forward_pre_hook(_floating_args_to_fp32)
+            names.append(name)
+    return names
+
+
+def _floating_args_to_fp32(_: torch.nn.Module, args: tuple[object, ...]) -> tuple[object, ...]:
+    return tuple(
+        a.float() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args
+    )
 
 
 def logits_to_host(logits: list[torch.Tensor]) -> list[np.ndarray]:
