@@ -5,7 +5,7 @@ layer of :mod:`~crossrank.models.cls_only` only add float noise, well under 1e-5
 it the reference every other backend is checked against. In bf16/fp16 the body runs in half
 precision and the classification head (with its pooler) in fp32, so scores keep fp32
 resolution (:func:`keep_heads_fp32`); ``mixed=True`` instead keeps fp32 weights and runs the
-matrix products under autocast.
+matrix products under autocast, the head's included (its logits then carry half precision).
 
 On CUDA, ``forward_stream`` does not wait for each batch: inputs go from pinned host memory
 with non-blocking copies, logits stay on the GPU, and one device-to-host copy at the end
