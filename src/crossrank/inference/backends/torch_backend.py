@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Literal
 
@@ -95,10 +96,10 @@ class TorchBackend(Backend):
             return tensor.to(self._torch_device, non_blocking=pinned)
 
         token_types = None if batch.token_type_ids is None else put(batch.token_type_ids)
-        amp = torch.autocast(
-            self._torch_device.type,
-            dtype=self._autocast or torch.bfloat16,
-            enabled=self._autocast is not None,
+        amp = (
+            contextlib.nullcontext()
+            if self._autocast is None
+            else torch.autocast(self._torch_device.type, dtype=self._autocast)
         )
         with cls_only(self._model.module), amp:
             return self._model.forward_logits(
