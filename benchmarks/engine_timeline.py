@@ -15,8 +15,12 @@ launched forward passes and waited for the logits, in milliseconds from the star
 from __future__ import annotations
 
 import argparse
+import collections
+import os
+import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,26 +37,21 @@ from crossrank.inference.tokenize import PairTokenizer
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.models.heads import HeadLayout
 from engine_vs_st import DEFAULT_DATA, bm25_candidates, default_model, load_scifact, ndcg10
-from train_throughput import attention_kernels
 
 EVENTS: list[tuple[str, str, float, float]] = []
 # (first_chunk_pairs, chunk_pairs, prefetch, token_budget, cuDNN attention allowed). The first
-# is the GPU default of CrossEncoder; the cuDNN=True rows were measured on an H200 on
-# 2026-11-26 (BENCHMARKS.md), the cuDNN=False ones and None/32768 are for the next session.
+# is the GPU default of CrossEncoder. The rows recorded in BENCHMARKS.md for 2026-11-26 (second
+# H200 session) came from this script at commit 3159687, whose list differed.
 VARIANTS = (
-    (None, 4096, 2, 65536, True),
-    (512, 4096, 2, 65536, True),
-    (None, 512, 2, 65536, True),
-    (256, 4096, 2, 65536, True),
-    (512, 4096, 4, 65536, True),
-    (512, 4096, 2, 32768, True),
-    (512, 4096, 2, 131072, True),
-    (512, 4096, 0, 65536, True),
-    (None, 4096, 2, 32768, True),
-    (None, 4096, 0, 65536, True),
     (None, 4096, 2, 65536, False),
+    (None, 4096, 2, 65536, True),
+    (512, 4096, 2, 65536, False),
+    (512, 4096, 2, 32768, False),
     (None, 4096, 2, 32768, False),
-    (None, 4096, 2, 16384, False),
+    (1024, 4096, 2, 32768, False),
+    (256, 4096, 2, 32768, False),
+    (None, 1024, 2, 32768, False),
+    (512, 4096, 4, 32768, False),
     (None, 4096, 0, 65536, False),
 )
 
@@ -106,11 +105,21 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--variants", type=int, help="run only the first N settings variants")
     p.add_argument("--skip-precision", action="store_true", help="no fp32/bf16/mixed table")
+    p.add_argument(
+        "--switch-interval",
+        type=float,
+        help="sys.setswitchinterval (s) for the whole run: how long a thread waiting for the "
+        "GIL waits before the holder is asked to drop it (Python's default 0.005)",
+    )
     return p.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
+    print(f"GIL switch interval {sys.getswitchinterval()} s, RAYON_NUM_THREADS "
+          f"{os.environ.get('RAYON_NUM_THREADS', '(unset)')}", flush=True)  # fmt: skip
     corpus, queries, qrels = load_scifact(args.data)
     ids = bm25_candidates(corpus, dict(list(queries.items())[: args.queries]), args.top_k)
     model_dir = args.model or default_model(Path("/tmp/cr-bench"))
@@ -131,6 +140,8 @@ def main() -> None:
     backend = build_backend(model, args.backend, args.device)
     variant_table(args, work, backend)
     timeline(work, backend)
+    if args.device.startswith("cuda"):
+        sync_check(work, backend)
 
 
 def precision_table(args: argparse.Namespace, work: Work) -> None:
@@ -163,11 +174,14 @@ def variant_table(args: argparse.Namespace, work: Work, backend: Backend) -> Non
             token_budget=budget,
         )
         engine = ScoringEngine(work.tok, backend, work.heads, settings)
-        with attention_kernels(not cudnn):
-            engine.score(work.qs, work.ds)  # warm-up of this batch shape set
-            best = min(_timed(engine, work.qs, work.ds) for _ in range(args.repeats))
+        if isinstance(backend, TorchBackend):  # read on every forward pass
+            backend.cudnn_attention = cudnn
+        engine.score(work.qs, work.ds)  # warm-up of this batch shape set
+        best = min(_timed(engine, work.qs, work.ds) for _ in range(args.repeats))
         print(f"first {first} chunk {chunk} prefetch {depth} budget {budget} cudnn {cudnn}: "
               f"{len(work.qs) / best:,.0f} pairs/s ({best * 1e3:.0f} ms)", flush=True)  # fmt: skip
+    if isinstance(backend, TorchBackend):
+        backend.cudnn_attention = False  # the default again, for the timeline
 
 
 def timeline(work: Work, backend: Backend) -> None:
@@ -190,6 +204,23 @@ def timeline(work: Work, backend: Backend) -> None:
         busy = sum(t1 - t0 for _, _, t0, t1 in launches)
         print(f"  launch: {len(launches)} batches, {busy * 1e3:.1f} ms in _logits, first at "
               f"{(launches[0][2] - start) * 1e3:.1f}, last ends {(launches[-1][3] - start) * 1e3:.1f}")  # fmt: skip
+
+
+def sync_check(work: Work, backend: Backend) -> None:
+    """Host-device syncs in one default ``score`` call (torch's sync debug mode, warn)."""
+    engine = ScoringEngine(work.tok, backend, work.heads, work.base)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            engine.score(work.qs, work.ds)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
+    print(f"host-device syncs in one call: {len(syncs)} "
+          f"(the one expected: logits to the host at the end)")  # fmt: skip
+    for message, count in collections.Counter(syncs).most_common(5):
+        print(f"  {count} x at {message}")
 
 
 def _timed(engine: ScoringEngine, qs: list[str], ds: list[str]) -> float:

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# A short GPU call that trains nothing: where the engine's and the trainer's time goes.
+# A short GPU call that trains nothing: the engine and trainer figures of issues 3 and 4 with
+# crossrank's GPU defaults (no cuDNN attention, expanded padding masks), and what each changes.
 #
-#   1. benchmarks/engine_timeline.py: the engine's pairs/s in fp32, bf16 and bf16 mixed, and
-#      under settings variants (first chunk, chunk size, prefetch, token budget, cuDNN
-#      attention allowed or not), then a per-thread timeline of one call; again with the
-#      tokeniser's thread pool at 12 of the 16 cores (first four variants);
-#   2. benchmarks/train_throughput.py twice, as in gpu_session.sh (bf16, max length 512, 16
-#      groups of 8 per step), with and without --no-cudnn-attention;
-#   3. benchmarks/train_profile.py: torch.profiler over crossrank's trainer steps.
+#   0. the CUDA-only unit tests (sync-free forward stream, expanded masks, pipelined engine);
+#   1. benchmarks/engine_timeline.py --skip-precision: the engine's pairs/s under settings
+#      variants (first chunk, chunk size, prefetch, token budget, cuDNN attention allowed or
+#      not), a per-thread timeline of one call, and the host-device syncs of one call; again
+#      with the tokeniser's thread pool at 12 of the 16 cores (first six variants), and with a
+#      GIL switch interval of 0.5 ms instead of 5 (first four);
+#   2. benchmarks/engine_vs_st.py at 256 and 512: crossrank torch / torch-bf16 against
+#      sentence-transformers' predict in the same process (the issue 3 bar); at 512 again with
+#      RAYON_NUM_THREADS=12 (both libraries' tokenisers then use 12 threads);
+#   3. benchmarks/train_throughput.py (bf16, max length 512, 16 groups of 8 per step) with
+#      crossrank's default and with --cudnn-attention (the issue 4 bar).
 #
 # Inputs: DATA=.gpu/scifact (a BEIR copy) and .whl/ as for gpu_session.sh; MODEL, the shipped
-# crossrank/minilm-scifact-v3 by default, is also the training backbone (the bench trains
-# from it; throughput does not depend on the weights), so no fp32 backbone has to travel.
-# About five minutes on an H200 (each step has its own timeout; 490 s at most): run it with
+# crossrank/minilm-scifact-v3 by default, upcast to fp32 here, is also the training backbone
+# (throughput does not depend on the weights), so no fp32 backbone has to travel. About six
+# minutes on an H200 (each step has its own timeout, 575 s in all): run it with
 #   set -o pipefail; OUT=$OUT bash benchmarks/gpu_probe.sh 2>&1 | tee $OUT/probe.log
 # carrying .gpu/scifact and .whl, with only minilm-scifact-v3 left under src/crossrank/weights/.
 # Dry run on CPU: DEVICE=cpu FEED_BACKEND=torch PRECISION=fp32 QUERIES=2 benchmarks/gpu_probe.sh
@@ -26,25 +31,52 @@ rm -rf "$W" && mkdir -p "$W" "$OUT"
 BACKBONE=$(realpath "${MODEL:-src/crossrank/weights/minilm-scifact-v3}")
 source benchmarks/gpu_setup.sh
 data_abs=$(realpath "$DATA")
+# The shipped weights are fp16; sentence-transformers would load (and run) them so. Both
+# libraries get an fp32 copy, as in the earlier sessions' runs on fp32 training outputs.
+python3 - "$BACKBONE" "$W/model-fp32" <<'PY' || exit 1
+import sys
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+src, dst = sys.argv[1:]
+AutoModelForSequenceClassification.from_pretrained(src, dtype=torch.float32).save_pretrained(dst)
+AutoTokenizer.from_pretrained(src).save_pretrained(dst)
+PY
+BACKBONE=$W/model-fp32
+Q=${QUERIES:-40}
+
+if [ "$DEVICE" = cuda ] && python3 -c "import pytest" 2>/dev/null; then
+    echo "[$(date +%T)] 0. CUDA unit tests"
+    timeout 90 python3 -m pytest -q -p no:cacheprovider -k cuda tests/inference/test_torch_backend.py \
+        tests/inference/test_pipelined.py tests/models/test_padding_mask.py 2>&1 | tail -8 \
+        | tee "$OUT/cuda_tests.log"
+fi
 
 echo "[$(date +%T)] 1. engine timeline"
-( cd benchmarks && timeout 120 python3 engine_timeline.py --data "$data_abs" --model "$BACKBONE" \
-    --backend "${FEED_BACKEND:-torch-bf16}" --device "$DEVICE" --queries "${QUERIES:-40}" ) \
+( cd benchmarks && timeout 100 python3 engine_timeline.py --data "$data_abs" --model "$BACKBONE" \
+    --backend "${FEED_BACKEND:-torch-bf16}" --device "$DEVICE" --queries "$Q" --skip-precision ) \
     2>&1 | grep -v Warning | tee "$OUT/engine_timeline.log"
-# The tokeniser's Rust pool takes every core by default; with 12 of 16, do the kernel launches
-# of the main thread (which the timeline shows slowed to ~20 ms a batch) speed up?
 ( cd benchmarks && RAYON_NUM_THREADS=12 timeout 60 python3 engine_timeline.py --data "$data_abs" \
     --model "$BACKBONE" --backend "${FEED_BACKEND:-torch-bf16}" --device "$DEVICE" \
-    --queries "${QUERIES:-40}" --skip-precision --variants 4 ) \
+    --queries "$Q" --skip-precision --variants 6 ) \
     2>&1 | grep -v Warning | tee "$OUT/engine_timeline_rayon12.log"
-for flag in "" --no-cudnn-attention; do
-    echo "[$(date +%T)] 2. training throughput vs CrossEncoderTrainer ${flag:-(default)}"
-    timeout 100 python3 benchmarks/train_throughput.py --data "$DATA" --backbone "$BACKBONE" \
+( cd benchmarks && timeout 45 python3 engine_timeline.py --data "$data_abs" --model "$BACKBONE" \
+    --backend "${FEED_BACKEND:-torch-bf16}" --device "$DEVICE" --queries "$Q" --skip-precision \
+    --variants 4 --switch-interval 0.0005 ) 2>&1 | grep -v Warning | tee "$OUT/engine_timeline_switch.log"
+
+echo "[$(date +%T)] 2. engine vs sentence-transformers"
+backends=${BENCH_BACKENDS:-torch torch-bf16}
+timeout 120 python3 benchmarks/engine_vs_st.py --device "$DEVICE" --data "$DATA" --queries "$Q" \
+    --max-length 256 512 --model "$BACKBONE" --threads 8 --backends $backends --repeats 3 \
+    --json "$OUT/engine_gpu.json" 2>&1 | grep -v Warning | tee "$OUT/engine_gpu.log"
+RAYON_NUM_THREADS=12 timeout 70 python3 benchmarks/engine_vs_st.py --device "$DEVICE" \
+    --data "$DATA" --queries "$Q" --max-length 512 --model "$BACKBONE" --threads 8 \
+    --backends "${FEED_BACKEND:-torch-bf16}" --repeats 3 --json "$OUT/engine_gpu_rayon12.json" 2>&1 \
+    | grep -v Warning | tee "$OUT/engine_gpu_rayon12.log"
+
+for flag in "" --cudnn-attention; do
+    echo "[$(date +%T)] 3. training throughput vs CrossEncoderTrainer ${flag:-(default)}"
+    timeout 90 python3 benchmarks/train_throughput.py --data "$DATA" --backbone "$BACKBONE" \
         --steps "${TP_STEPS:-60}" --warmup 5 --groups-per-step 16 --max-length 512 --chunk-tokens 0 \
         --device "$DEVICE" $flag --json "$OUT/train_throughput${flag}.json" 2>&1 | grep -v Warning | tail -25
 done
-echo "[$(date +%T)] 3. trainer profile"
-timeout 110 python3 benchmarks/train_profile.py --data "$DATA" --backbone "$BACKBONE" \
-    --steps 25 --warmup 5 --groups-per-step 16 --max-length 512 --chunk-tokens 0 \
-    --device "$DEVICE" --precision "${PRECISION:-bf16}" 2>&1 | grep -v Warning | tee "$OUT/train_profile.log"
 echo "[$(date +%T)] done"

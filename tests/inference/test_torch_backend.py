@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from transformers import AutoTokenizer
 
 from crossrank.errors import ConfigError
 from crossrank.inference.backends import TorchBackend
-from crossrank.inference.tokenize import PairTokenizer
+from crossrank.inference.tokenize import PairTokenizer, TokenBatch
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.models.tiny import WORDS, build_tiny_checkpoint
 
@@ -22,12 +23,17 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _logits(tiny_dir: Path, **options: object) -> tuple[TorchBackend, np.ndarray]:
+    backend = TorchBackend(CrossEncoderModel.from_pretrained(tiny_dir), **options)
+    return backend, backend.forward(_batch(tiny_dir))
+
+
+def _batch(tiny_dir: Path) -> TokenBatch:
     tok = PairTokenizer(AutoTokenizer.from_pretrained(tiny_dir))
     texts = [" ".join(WORDS[i : i + 9]) for i in range(12)]
     enc = tok.encode(texts)
     n = len(texts)
     index = np.arange(n)
-    batch = tok.assemble(
+    return tok.assemble(
         enc.tokens,
         enc.tokens,
         query_index=index,
@@ -35,8 +41,6 @@ def _logits(tiny_dir: Path, **options: object) -> tuple[TorchBackend, np.ndarray
         doc_start=np.zeros(n, dtype=np.int64),
         doc_end=enc.tokens.lengths[::-1].copy(),
     )
-    backend = TorchBackend(CrossEncoderModel.from_pretrained(tiny_dir), **options)
-    return backend, backend.forward(batch)
 
 
 def test_mixed_keeps_fp32_weights_and_stays_close_to_fp32(tiny_dir: Path) -> None:
@@ -81,3 +85,21 @@ def test_half_cast_keeps_the_head_in_fp32_so_scores_keep_their_resolution(
 def test_fp32_and_mixed_backends_keep_no_separate_heads(tiny_dir: Path) -> None:
     assert _logits(tiny_dir)[0].fp32_heads == []
     assert _logits(tiny_dir, dtype="bf16", mixed=True)[0].fp32_heads == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_stream_waits_for_the_gpu_only_to_fetch_the_logits(tiny_dir: Path) -> None:
+    backend = TorchBackend(CrossEncoderModel.from_pretrained(tiny_dir), device="cuda", dtype="bf16")
+    assert backend.expanded_mask  # without it, transformers syncs on the mask in each forward
+    batch = _batch(tiny_dir)
+    backend.forward_stream([batch])  # warm-up: first-call set-up may sync
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            outputs = backend.forward_stream([batch, batch, batch])
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) == 1, syncs  # the one device-to-host copy of all logits at the end
+    np.testing.assert_array_equal(outputs[0], outputs[2])

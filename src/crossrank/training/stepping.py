@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from crossrank.errors import ConfigError
+from crossrank.models.attention_kernels import attention_kernels
 from crossrank.training.distributed import autocast
 from crossrank.training.loader import MicroBatch
 from crossrank.training.losses import CombinedLoss, LossBatch, build_loss
@@ -104,11 +105,13 @@ def optimizer_step(
     device: torch.device,
     precision: str,
     distributed: bool,
+    cudnn_attention: bool = False,
 ) -> None:
     """One optimiser step over this rank's micro-batches of a global batch.
 
     ``wrapped`` is the (possibly DDP-wrapped) chunked forward of ``model``; gradients are
-    clipped on ``model``'s parameters.
+    clipped on ``model``'s parameters. On CUDA, attention avoids cuDNN's kernel unless
+    ``cudnn_attention`` (:mod:`~crossrank.models.attention_kernels`).
     """
     started = time.perf_counter()
     stage = session.plan.config
@@ -119,7 +122,8 @@ def optimizer_step(
         # DDP all-reduces gradients only on the last micro-batch of the step.
         sync = wrapped.no_sync() if accumulating else contextlib.nullcontext()
         with sync:
-            loss = micro_loss(session, wrapped, batch.to(device), device, precision)
+            with attention_kernels(device, cudnn=cudnn_attention):
+                loss = micro_loss(session, wrapped, batch.to(device), device, precision)
             session.scaler.scale(loss / len(micro)).backward()
         window.loss = window.loss + loss.detach() / len(micro)
         window.pairs += batch.pairs

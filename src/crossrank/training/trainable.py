@@ -32,6 +32,7 @@ from crossrank.inference.tokenize import PairTokenizer, Ragged
 from crossrank.models.cls_only import cls_only, install_cls_only
 from crossrank.models.cpu_dropout import install_cpu_dropout
 from crossrank.models.cross_encoder import CrossEncoderModel
+from crossrank.models.padding_mask import mask_for, takes_expanded_mask
 from crossrank.training.config import parse_size
 
 __all__ = ["CrossEncoderTrainable", "TrainableModel", "prune_layers", "set_dropout"]
@@ -104,6 +105,9 @@ class CrossEncoderTrainable(nn.Module):
         self.cls_only = install_cls_only(self.encoder)
         # Faster dropout masks and blocked attention dropout on the CPU (same computation).
         self.cpu_dropout = install_cpu_dropout(self.encoder)
+        # On CUDA the padding mask goes in expanded: a 2D one makes transformers wait for the
+        # GPU in every forward pass (crossrank.models.padding_mask).
+        self.expanded_mask = takes_expanded_mask(self.encoder)
 
     def forward(
         self,
@@ -111,7 +115,8 @@ class CrossEncoderTrainable(nn.Module):
         attention_mask: Tensor,
         token_type_ids: Tensor | None = None,
     ) -> Tensor:
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        mask = mask_for(self.encoder, attention_mask, self.expanded_mask)
+        inputs = {"input_ids": input_ids, "attention_mask": mask}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
         with cls_only(self.encoder):

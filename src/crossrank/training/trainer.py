@@ -85,6 +85,8 @@ class Trainer:
     ``stage_start(index, plan, resumed)`` runs on every rank before each stage trains and
     returns its plan (e.g. with negatives mined by the model as it is now); ``resumed`` says
     the stage is resumed mid-way from a checkpoint. It must keep the number of groups.
+    ``cudnn_attention`` lets SDPA use cuDNN's attention on CUDA (off: it plans every new
+    batch shape; see :mod:`~crossrank.models.attention_kernels`).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class Trainer:
         quiet: bool = False,
         prefetch: int = 2,
         stage_start: StageStart | None = None,
+        cudnn_attention: bool = False,
     ) -> None:
         check_plans(plans, ctx.world_size)
         self.model = model.to(ctx.device)
@@ -114,6 +117,7 @@ class Trainer:
         self.quiet = quiet
         self.prefetch = prefetch
         self.stage_start = stage_start
+        self.cudnn_attention = cudnn_attention
         self._window = LogWindow()
         self._deadline = math.inf
 
@@ -261,6 +265,7 @@ class Trainer:
             device=self.ctx.device,
             precision=self.config.precision,
             distributed=self.ctx.distributed,
+            cudnn_attention=self.cudnn_attention,
         )
 
     def _after_step(self, session: StageSession, state: TrainState, bar: tqdm) -> None:

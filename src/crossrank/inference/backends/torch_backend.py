@@ -7,9 +7,13 @@ precision and the classification head (with its pooler) in fp32, so scores keep 
 resolution (:func:`keep_heads_fp32`); ``mixed=True`` instead keeps fp32 weights and runs the
 matrix products under autocast, the head's included (its logits then carry half precision).
 
-On CUDA, ``forward_stream`` does not wait for each batch: inputs go from pinned host memory
-with non-blocking copies, logits stay on the GPU, and one device-to-host copy at the end
-returns them all, so the host prepares the next batches while the GPU runs.
+On CUDA, SDPA attention runs without cuDNN's fused kernel unless ``cudnn_attention=True``
+(:mod:`~crossrank.models.attention_kernels`: cuDNN plans every new batch shape anew), the
+padding mask goes in expanded so that transformers does not wait for the GPU in every forward
+pass (:mod:`~crossrank.models.padding_mask`), and ``forward_stream`` does not wait for each
+batch: inputs go from pinned host memory with non-blocking copies, logits stay on the GPU,
+and one device-to-host copy at the end returns them all, so the host prepares the next
+batches while the GPU runs.
 
 Example:
     >>> backend = TorchBackend(model, device="cpu", dtype="fp32")  # doctest: +SKIP
@@ -29,9 +33,11 @@ import torch
 from crossrank.errors import ConfigError
 from crossrank.inference.backends.base import Backend
 from crossrank.inference.tokenize import TokenBatch
+from crossrank.models.attention_kernels import attention_kernels
 from crossrank.models.cls_only import cls_only, install_cls_only
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.models.loading import HEAD_MODULE_NAMES
+from crossrank.models.padding_mask import mask_for, takes_expanded_mask
 
 TorchDtype = Literal["fp32", "bf16", "fp16"]
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -48,6 +54,7 @@ class TorchBackend(Backend):
         dtype: TorchDtype = "fp32",
         threads: int | None = None,
         mixed: bool = False,
+        cudnn_attention: bool = False,
     ) -> None:
         if dtype not in _DTYPES:
             raise ConfigError(f"dtype must be one of {tuple(_DTYPES)}, got {dtype!r}")
@@ -59,9 +66,11 @@ class TorchBackend(Backend):
         self.name = "torch" if dtype == "fp32" else f"torch-{dtype}" + ("-mixed" if mixed else "")
         self.device = device
         self._torch_device = torch.device(device)
+        self.cudnn_attention = cudnn_attention
         self._model = model
         # Decided (and checked on a probe batch) before any cast to half precision.
         self.cls_only = install_cls_only(model.module)
+        self.expanded_mask = takes_expanded_mask(model.module)
         # mixed: weights, LayerNorms and the residual stream stay fp32 and only autocast's
         # operators (the matrix products) run in ``dtype``; otherwise the whole module is cast.
         self._autocast = _DTYPES[dtype] if mixed else None
@@ -101,10 +110,11 @@ class TorchBackend(Backend):
             if self._autocast is None
             else torch.autocast(self._torch_device.type, dtype=self._autocast)
         )
-        with cls_only(self._model.module), amp:
-            return self._model.forward_logits(
-                put(batch.input_ids), put(batch.attention_mask), token_types
-            )
+        kernels = attention_kernels(self._torch_device, cudnn=self.cudnn_attention)
+        with cls_only(self._model.module), amp, kernels:
+            # On CUDA, a 2D mask would make transformers wait for the GPU (padding_mask).
+            mask = mask_for(self._model.module, put(batch.attention_mask), self.expanded_mask)
+            return self._model.forward_logits(put(batch.input_ids), mask, token_types)
 
 
 def keep_heads_fp32(module: torch.nn.Module) -> list[str]:
