@@ -63,6 +63,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="crossrank backends (default: auto + all for the device)",
     )
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--cuda-graphs", action="store_true", help="also each torch GPU backend with CUDA graphs"
+    )
     p.add_argument("--st-batch-size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=1, help="timed rounds per scorer (best is kept)")
     p.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "crossrank")
@@ -160,6 +163,12 @@ def build_scorers(args: argparse.Namespace, work: Workload, max_length: int) -> 
         )
         name = f"crossrank {backend}" + (f" (= {ce.backend})" if backend == "auto" else "")
         scorers[name] = ce.predict
+        if args.cuda_graphs and ce.backend.startswith("torch") and args.device != "cpu":
+            graphed = CrossEncoder.from_pretrained(
+                work.model, backend=backend, device=args.device, max_length=max_length
+            )
+            graphed._backend.cuda_graphs = True  # TorchBackend(cuda_graphs=True)
+            scorers[f"{name} + CUDA graphs"] = graphed.predict
     for scorer in scorers.values():
         scorer(work.pairs[:64])  # warm-up (and the ONNX export on first use)
     return scorers

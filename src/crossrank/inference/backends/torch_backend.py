@@ -7,13 +7,15 @@ precision and the classification head (with its pooler) in fp32, so scores keep 
 resolution (:func:`keep_heads_fp32`); ``mixed=True`` instead keeps fp32 weights and runs the
 matrix products under autocast, the head's included (its logits then carry half precision).
 
-On CUDA, SDPA attention runs without cuDNN's fused kernel unless ``cudnn_attention=True``
-(:mod:`~crossrank.models.attention_kernels`: cuDNN plans every new batch shape anew), the
-padding mask goes in expanded so that transformers does not wait for the GPU in every forward
-pass (:mod:`~crossrank.models.padding_mask`), and ``forward_stream`` does not wait for each
-batch: inputs go from pinned host memory with non-blocking copies, logits stay on the GPU,
-and one device-to-host copy at the end returns them all, so the host prepares the next
-batches while the GPU runs.
+On CUDA, the padding mask goes in expanded so that transformers does not wait for the GPU in
+every forward pass (:mod:`~crossrank.models.padding_mask`), and ``forward_stream`` does not
+wait for each batch: inputs go from pinned host memory with non-blocking copies, logits stay
+on the GPU, and one device-to-host copy at the end returns them all, so the host prepares the
+next batches while the GPU runs. ``cuda_graphs=True`` replays one captured graph per batch
+shape instead of launching every kernel from Python
+(:mod:`~crossrank.inference.backends.cuda_graphs`). SDPA may pick cuDNN's attention
+(``cudnn_attention=False`` leaves it out, :mod:`~crossrank.models.attention_kernels`): for
+scoring, whose batch shapes repeat, it was faster on an H200 once each shape had its plan.
 
 Example:
     >>> backend = TorchBackend(model, device="cpu", dtype="fp32")  # doctest: +SKIP
@@ -32,6 +34,7 @@ import torch
 
 from crossrank.errors import ConfigError
 from crossrank.inference.backends.base import Backend
+from crossrank.inference.backends.cuda_graphs import GraphedForward
 from crossrank.inference.tokenize import TokenBatch
 from crossrank.models.attention_kernels import attention_kernels
 from crossrank.models.cls_only import cls_only, install_cls_only
@@ -54,7 +57,8 @@ class TorchBackend(Backend):
         dtype: TorchDtype = "fp32",
         threads: int | None = None,
         mixed: bool = False,
-        cudnn_attention: bool = False,
+        cudnn_attention: bool = True,
+        cuda_graphs: bool = False,
     ) -> None:
         if dtype not in _DTYPES:
             raise ConfigError(f"dtype must be one of {tuple(_DTYPES)}, got {dtype!r}")
@@ -71,6 +75,13 @@ class TorchBackend(Backend):
         # Decided (and checked on a probe batch) before any cast to half precision.
         self.cls_only = install_cls_only(model.module)
         self.expanded_mask = takes_expanded_mask(model.module)
+        if cuda_graphs and (self._torch_device.type != "cuda" or not self.expanded_mask):
+            raise ConfigError(
+                "cuda_graphs needs a CUDA device and a model that takes an expanded padding "
+                f"mask (device {device!r}, expanded mask: {self.expanded_mask})"
+            )
+        self.cuda_graphs = cuda_graphs
+        self._graphed: GraphedForward | None = None
         # mixed: weights, LayerNorms and the residual stream stay fp32 and only autocast's
         # operators (the matrix products) run in ``dtype``; otherwise the whole module is cast.
         self._autocast = _DTYPES[dtype] if mixed else None
@@ -95,16 +106,29 @@ class TorchBackend(Backend):
     def _logits(self, batch: TokenBatch, *, pinned: bool) -> torch.Tensor:
         """Logits on the device; ``pinned`` copies inputs via page-locked memory, async."""
 
-        def put(array: np.ndarray) -> torch.Tensor:
-            tensor = torch.from_numpy(array)
+        def host(array: np.ndarray | None) -> torch.Tensor | None:
+            if array is None:
+                return None
             # A non-blocking copy is asynchronous only from pinned memory; torch's caching host
             # allocator does not reuse the pinned buffer before the copy has run, so the
             # tensor may go out of scope right after.
-            if pinned:
-                tensor = tensor.pin_memory()
-            return tensor.to(self._torch_device, non_blocking=pinned)
+            tensor = torch.from_numpy(array)
+            return tensor.pin_memory() if pinned else tensor
 
-        token_types = None if batch.token_type_ids is None else put(batch.token_type_ids)
+        inputs = [host(a) for a in (batch.input_ids, batch.attention_mask, batch.token_type_ids)]
+        if pinned and self.cuda_graphs:
+            if self._graphed is None:
+                self._graphed = GraphedForward(self._run, self._torch_device)
+            return self._graphed(*inputs)
+        ids, mask, types = (
+            None if t is None else t.to(self._torch_device, non_blocking=pinned) for t in inputs
+        )
+        return self._run(ids, mask, types)
+
+    def _run(
+        self, ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The model's logits for inputs already on the device (queued, not awaited)."""
         amp = (
             contextlib.nullcontext()
             if self._autocast is None
@@ -113,8 +137,8 @@ class TorchBackend(Backend):
         kernels = attention_kernels(self._torch_device, cudnn=self.cudnn_attention)
         with cls_only(self._model.module), amp, kernels:
             # On CUDA, a 2D mask would make transformers wait for the GPU (padding_mask).
-            mask = mask_for(self._model.module, put(batch.attention_mask), self.expanded_mask)
-            return self._model.forward_logits(put(batch.input_ids), mask, token_types)
+            mask = mask_for(self._model.module, mask, self.expanded_mask)
+            return self._model.forward_logits(ids, mask, types)
 
 
 def keep_heads_fp32(module: torch.nn.Module) -> list[str]:
