@@ -108,8 +108,9 @@ def test_cuda_stream_does_not_wait_for_the_gpu_per_batch(tiny_dir: Path, graphs:
             f"{w.filename}:{w.lineno}" for w in caught if "synchroniz" in str(w.message)
         ], outputs
 
+    syncs(1)  # on an H200 the first call under the debug mode reported one more, in torch.cuda
     one, _ = syncs(1)
     four, outputs = syncs(4)
     # The device-to-host copy of all logits at the end waits; nothing per batch does.
-    assert 1 <= len(four) == len(one) <= 2, (one, four)
+    assert len(four) == len(one) == 1, (one, four)
     np.testing.assert_array_equal(outputs[0], outputs[3])
