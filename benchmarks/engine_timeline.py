@@ -3,11 +3,13 @@
 Same pairs as engine_vs_st.py (the first ``--queries`` SciFact dev queries x BM25 top-100).
 First the torch backend in fp32, bf16 (cast module) and bf16 mixed (autocast over fp32
 weights): pairs/s, largest score difference from fp32, nDCG@10 and how many scores are
-distinct (ties come from a half-precision head). Then, for each variant of
-the engine settings (first chunk, chunk size, prefetch depth, token budget), the
-best-of-``--repeats`` pairs/s of one ``score`` call with ``--backend``. Last, for the default
-settings, a timeline of one call: when each thread tokenised (plan), assembled batches,
-launched forward passes and waited for the logits, in milliseconds from the start.
+distinct (ties come from a half-precision head). Then, for each variant of the engine
+settings (first chunk, chunk size, prefetch depth, token budget, cuDNN attention), the
+best-of-``--repeats`` pairs/s of one ``score`` call with ``--backend`` (``--cuda-graphs``:
+replaying CUDA graphs). Then, for one variant (``--timeline-variant``, default the defaults),
+a timeline of one call: when each thread tokenised (plan), assembled batches, launched forward
+passes and waited for the logits, in milliseconds from the start. Last, on CUDA, the
+host-device syncs of one default call (torch's sync debug mode).
 
     python benchmarks/engine_timeline.py --device cuda --backend torch-bf16 --model DIR
 """
@@ -106,6 +108,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--variants", type=int, help="run only the first N settings variants")
     p.add_argument("--skip-precision", action="store_true", help="no fp32/bf16/mixed table")
     p.add_argument(
+        "--timeline-variant",
+        type=int,
+        default=0,
+        help="index of the VARIANTS row whose settings the timeline uses (0: the defaults)",
+    )
+    p.add_argument(
         "--cuda-graphs", action="store_true", help="the torch backend replays CUDA graphs"
     )
     p.add_argument(
@@ -144,7 +152,7 @@ def main() -> None:
     if args.cuda_graphs and isinstance(backend, TorchBackend):
         backend.cuda_graphs = True
     variant_table(args, work, backend)
-    timeline(work, backend)
+    timeline(work, backend, VARIANTS[args.timeline_variant])
     if args.device.startswith("cuda"):
         sync_check(work, backend)
     graphed = getattr(backend, "_graphed", None)
@@ -190,15 +198,19 @@ def variant_table(args: argparse.Namespace, work: Work, backend: Backend) -> Non
         best = min(_timed(engine, work.qs, work.ds) for _ in range(args.repeats))
         print(f"first {first} chunk {chunk} prefetch {depth} budget {budget} cudnn {cudnn}: "
               f"{len(work.qs) / best:,.0f} pairs/s ({best * 1e3:.0f} ms)", flush=True)  # fmt: skip
-    if isinstance(backend, TorchBackend) and not backend.cudnn_attention:
-        backend._graphed = None
-        backend.cudnn_attention = True  # the default again, for the timeline
 
 
-def timeline(work: Work, backend: Backend) -> None:
-    """Per-thread spans of one ``score`` call with the default settings."""
+def timeline(work: Work, backend: Backend, variant: tuple[int | None, int, int, int, bool]) -> None:
+    """Per-thread spans of one ``score`` call with the settings of one ``VARIANTS`` row."""
     install_tracing()
-    engine = ScoringEngine(work.tok, backend, work.heads, work.base)
+    first, chunk, depth, budget, cudnn = variant
+    settings = replace(
+        work.base, first_chunk_pairs=first, chunk_pairs=chunk, prefetch=depth, token_budget=budget
+    )
+    if isinstance(backend, TorchBackend) and backend.cudnn_attention != cudnn:
+        backend._graphed = None
+        backend.cudnn_attention = cudnn
+    engine = ScoringEngine(work.tok, backend, work.heads, settings)
     engine.score(work.qs, work.ds)
     EVENTS.clear()
     start = time.perf_counter()

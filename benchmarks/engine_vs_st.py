@@ -165,9 +165,13 @@ def build_scorers(args: argparse.Namespace, work: Workload, max_length: int) -> 
         scorers[name] = ce.predict
         if args.cuda_graphs and ce.backend.startswith("torch") and args.device != "cpu":
             graphed = CrossEncoder.from_pretrained(
-                work.model, backend=backend, device=args.device, max_length=max_length
+                work.model,
+                backend=backend,
+                device=args.device,
+                max_length=max_length,
+                threads=args.threads,
+                cuda_graphs=True,
             )
-            graphed._backend.cuda_graphs = True  # TorchBackend(cuda_graphs=True)
             scorers[f"{name} + CUDA graphs"] = graphed.predict
     for scorer in scorers.values():
         scorer(work.pairs[:64])  # warm-up (and the ONNX export on first use)

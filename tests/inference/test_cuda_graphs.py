@@ -10,6 +10,7 @@ import torch
 from transformers import AutoTokenizer
 
 from crossrank.errors import ConfigError
+from crossrank.inference import CrossEncoder
 from crossrank.inference.backends import TorchBackend
 from crossrank.inference.backends.cuda_graphs import GraphedForward, graph_rows
 from crossrank.inference.tokenize import PairTokenizer, TokenBatch
@@ -86,3 +87,9 @@ def test_graph_replay_gives_the_eager_logits(tiny_dir: Path, dtype: str) -> None
     assert len(graphed._graphed.shapes) == len(
         {(graph_rows(b.shape[0]), b.shape[1]) for b in batches}
     )
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_cross_encoder_refuses_graphs_off_cuda(tiny_dir: Path, backend: str) -> None:
+    with pytest.raises(ConfigError, match="cuda_graphs needs"):
+        CrossEncoder.from_pretrained(tiny_dir, backend=backend, device="cpu", cuda_graphs=True)

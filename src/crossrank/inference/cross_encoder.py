@@ -66,6 +66,7 @@ class CrossEncoder:
         threads: int | None = None,
         token_budget: int | None = None,
         cache_dir: str | Path | None = None,
+        cuda_graphs: bool = False,
     ) -> None:
         device = check_device(device) if device is not None else default_device()
         if threads is not None:
@@ -84,6 +85,7 @@ class CrossEncoder:
             device,
             threads=threads,
             cache_dir=Path(cache_dir) if cache_dir else None,
+            cuda_graphs=cuda_graphs,
         )
         if backend == "auto":
             logger.info("crossrank backend auto -> %s on %s", self._backend.name, device)
@@ -118,6 +120,7 @@ class CrossEncoder:
         cache_dir: str | Path | None = None,
         seed: int = 0,
         revision: str | None = None,
+        cuda_graphs: bool = False,
     ) -> CrossEncoder:
         """Load a sequence-classification checkpoint or plain encoder (safetensors only).
 
@@ -126,6 +129,8 @@ class CrossEncoder:
         ``max_length`` defaults to min(512, model positions). ``threads`` defaults to the
         physical cores (ONNX) or torch's own choice. ``token_budget`` caps padded tokens per
         batch (default 2048 on CPU, 65536 on GPU). ``cache_dir`` holds exported ONNX graphs.
+        ``cuda_graphs`` (torch backends on CUDA) replays one captured CUDA graph per batch shape:
+        more pairs per host CPU-second, not more pairs/s on an H200 (BENCHMARKS.md).
         """
         model = CrossEncoderModel.from_pretrained(
             name_or_path,
@@ -142,6 +147,7 @@ class CrossEncoder:
             threads=threads,
             token_budget=token_budget,
             cache_dir=cache_dir,
+            cuda_graphs=cuda_graphs,
         )
 
     @property

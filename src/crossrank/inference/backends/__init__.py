@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from crossrank.errors import BackendUnavailableError
+from crossrank.errors import BackendUnavailableError, ConfigError
 from crossrank.inference.backends.base import (
     BACKEND_NAMES,
     Backend,
@@ -42,16 +42,20 @@ def build_backend(
     *,
     threads: int | None = None,
     cache_dir: Path | None = None,
+    cuda_graphs: bool = False,
 ) -> Backend:
     """Instantiate backend ``name`` (``auto`` resolved here) for ``model`` on ``device``.
 
     ``auto`` on CPU falls back to exact torch when the ONNX export is impossible for this
     architecture; an explicitly requested backend raises BackendUnavailableError instead.
+    ``cuda_graphs`` (torch backends on CUDA only) replays captured CUDA graphs.
 
     >>> build_backend(model, "auto", "cpu").name  # doctest: +SKIP
     'onnx'
     """
     concrete = resolve_backend(name, device)
+    if cuda_graphs and concrete in ("onnx", "onnx-int8"):
+        raise ConfigError(f"cuda_graphs needs a torch backend on a CUDA device, got {concrete!r}")
     if concrete in ("onnx", "onnx-int8"):
         try:
             return OnnxBackend(
@@ -63,4 +67,4 @@ def build_backend(
             logger.warning("ONNX backend unavailable (%s); auto falls back to exact torch", err)
             concrete = "torch"
     dtype = {"torch": "fp32", "torch-bf16": "bf16", "torch-fp16": "fp16"}[concrete]
-    return TorchBackend(model, device=device, dtype=dtype, threads=threads)
+    return TorchBackend(model, device=device, dtype=dtype, threads=threads, cuda_graphs=cuda_graphs)
