@@ -153,29 +153,29 @@ def build_scorers(args: argparse.Namespace, work: Workload, max_length: int) -> 
         else ["auto", "torch", "torch-bf16", "torch-fp16"]
     )
     for backend in args.backends or default:
-        ce = CrossEncoder.from_pretrained(
-            work.model,
-            backend=backend,
-            device=args.device,
-            max_length=max_length,
-            threads=args.threads,
-            cache_dir=args.cache_dir / "onnx",
-        )
+        ce = load_crossrank(args, work, backend, max_length, graphs=False)
         name = f"crossrank {backend}" + (f" (= {ce.backend})" if backend == "auto" else "")
         scorers[name] = ce.predict
         if args.cuda_graphs and ce.backend.startswith("torch") and args.device != "cpu":
-            graphed = CrossEncoder.from_pretrained(
-                work.model,
-                backend=backend,
-                device=args.device,
-                max_length=max_length,
-                threads=args.threads,
-                cuda_graphs=True,
-            )
+            graphed = load_crossrank(args, work, backend, max_length, graphs=True)
             scorers[f"{name} + CUDA graphs"] = graphed.predict
     for scorer in scorers.values():
         scorer(work.pairs[:64])  # warm-up (and the ONNX export on first use)
     return scorers
+
+
+def load_crossrank(
+    args: argparse.Namespace, work: Workload, backend: str, max_length: int, *, graphs: bool
+) -> CrossEncoder:
+    return CrossEncoder.from_pretrained(
+        work.model,
+        backend=backend,
+        device=args.device,
+        max_length=max_length,
+        threads=args.threads,
+        cache_dir=args.cache_dir / "onnx",
+        cuda_graphs=graphs,
+    )
 
 
 def bench_length(args: argparse.Namespace, work: Workload, max_length: int) -> list[dict]:

@@ -18,18 +18,11 @@ OUT=${OUT:-$PWD/out-gpu}
 DATA=${DATA:-.gpu/scifact}
 W=${WORK:-/tmp/crossrank-graphs}
 rm -rf "$W" && mkdir -p "$W" "$OUT"
-BACKBONE=$(realpath "${MODEL:-src/crossrank/weights/minilm-scifact-v3}")
+# The shipped weights are fp16; sentence-transformers would load (and run) them so. Both
+# libraries get an fp32 copy (gpu_setup.sh), as in the earlier runs on fp32 training outputs.
+UPCAST=$(realpath "${MODEL:-src/crossrank/weights/minilm-scifact-v3}")
 source benchmarks/gpu_setup.sh
 data_abs=$(realpath "$DATA")
-python3 - "$BACKBONE" "$W/model-fp32" <<'PY' || exit 1
-import sys
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-src, dst = sys.argv[1:]
-AutoModelForSequenceClassification.from_pretrained(src, dtype=torch.float32).save_pretrained(dst)
-AutoTokenizer.from_pretrained(src).save_pretrained(dst)
-PY
-BACKBONE=$W/model-fp32
 Q=${QUERIES:-40}
 
 echo "[$(date +%T)] 0. CUDA unit tests"

@@ -20,7 +20,8 @@
 # minutes on an H200 (each step has its own timeout, 575 s in all): run it with
 #   set -o pipefail; OUT=$OUT bash benchmarks/gpu_probe.sh 2>&1 | tee $OUT/probe.log
 # carrying .gpu/scifact and .whl, with only minilm-scifact-v3 left under src/crossrank/weights/.
-# Dry run on CPU: DEVICE=cpu FEED_BACKEND=torch PRECISION=fp32 QUERIES=2 benchmarks/gpu_probe.sh
+# Dry run on CPU (slow: the timeouts cut it short): DEVICE=cpu FEED_BACKEND=torch
+# BENCH_BACKENDS=torch QUERIES=1 TP_STEPS=2 benchmarks/gpu_probe.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/out-gpu}
@@ -28,20 +29,11 @@ DATA=${DATA:-.gpu/scifact}
 DEVICE=${DEVICE:-cuda}
 W=${WORK:-/tmp/crossrank-probe}
 rm -rf "$W" && mkdir -p "$W" "$OUT"
-BACKBONE=$(realpath "${MODEL:-src/crossrank/weights/minilm-scifact-v3}")
+# The shipped weights are fp16; sentence-transformers would load (and run) them so. Both
+# libraries get an fp32 copy (gpu_setup.sh), as in the earlier runs on fp32 training outputs.
+UPCAST=$(realpath "${MODEL:-src/crossrank/weights/minilm-scifact-v3}")
 source benchmarks/gpu_setup.sh
 data_abs=$(realpath "$DATA")
-# The shipped weights are fp16; sentence-transformers would load (and run) them so. Both
-# libraries get an fp32 copy, as in the earlier sessions' runs on fp32 training outputs.
-python3 - "$BACKBONE" "$W/model-fp32" <<'PY' || exit 1
-import sys
-import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-src, dst = sys.argv[1:]
-AutoModelForSequenceClassification.from_pretrained(src, dtype=torch.float32).save_pretrained(dst)
-AutoTokenizer.from_pretrained(src).save_pretrained(dst)
-PY
-BACKBONE=$W/model-fp32
 Q=${QUERIES:-40}
 
 if [ "$DEVICE" = cuda ] && python3 -c "import pytest" 2>/dev/null; then

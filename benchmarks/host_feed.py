@@ -37,6 +37,11 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="checkpoint (default: MiniLM + fresh head)")
     parser.add_argument("--backend", help="also time this backend alone, e.g. torch-bf16")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--no-ascii-fast-path",
+        action="store_true",
+        help="tokenise ASCII texts with the full normalizer too (accent stripping included)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     corpus, queries, _ = load_scifact(args.data)
@@ -44,6 +49,8 @@ def main() -> None:
     qs, ds = [queries[q] for q, _ in ids], [corpus[d] for _, d in ids]
     model_dir = args.model or default_model(Path.home() / ".cache" / "crossrank")
     tok = PairTokenizer(AutoTokenizer.from_pretrained(model_dir))
+    if args.no_ascii_fast_path:
+        tok._rust_ascii = None
     backend = None
     if args.backend:
         model = CrossEncoderModel.from_pretrained(model_dir)

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer
+from tiny_batches import reversed_pairs_batch
 
 from crossrank.errors import ConfigError
 from crossrank.inference import CrossEncoder
 from crossrank.inference.backends import TorchBackend
 from crossrank.inference.backends.cuda_graphs import GraphedForward, graph_rows
-from crossrank.inference.tokenize import PairTokenizer, TokenBatch
+from crossrank.inference.tokenize import TokenBatch
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.models.tiny import WORDS, build_tiny_checkpoint
 
@@ -49,24 +49,14 @@ def test_graphs_are_refused_off_cuda(tiny_dir: Path) -> None:
 
 
 def _batches(tiny_dir: Path, sizes: list[int]) -> list[TokenBatch]:
-    tok = PairTokenizer(AutoTokenizer.from_pretrained(tiny_dir))
-    out = []
-    for k, n in enumerate(sizes):
-        texts = [" ".join(WORDS[(i + k) % 20 : (i + k) % 20 + 3 + i % 7]) for i in range(n)]
-        enc = tok.encode(texts)
-        index = np.arange(n)
-        out.append(
-            tok.assemble(
-                enc.tokens,
-                enc.tokens,
-                query_index=index,
-                doc_index=index[::-1].copy(),
-                doc_start=np.zeros(n, dtype=np.int64),
-                doc_end=enc.tokens.lengths[::-1].copy(),
-                pad_multiple=8,
-            )
+    return [
+        reversed_pairs_batch(
+            tiny_dir,
+            [" ".join(WORDS[(i + k) % 20 : (i + k) % 20 + 3 + i % 7]) for i in range(n)],
+            pad_multiple=8,
         )
-    return out
+        for k, n in enumerate(sizes)
+    ]
 
 
 @needs_cuda

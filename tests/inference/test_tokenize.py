@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -8,7 +9,12 @@ import pytest
 from transformers import AutoTokenizer
 
 from crossrank.errors import ConfigError
-from crossrank.inference.tokenize import PairTokenizer, Ragged, validate_texts
+from crossrank.inference.tokenize import (
+    PairTokenizer,
+    Ragged,
+    ascii_normalizer_spec,
+    validate_texts,
+)
 from crossrank.models.tiny import WORDS, build_tiny_checkpoint
 
 try:
@@ -105,3 +111,32 @@ def test_validate_texts_decodes_utf8_and_names_bad_input() -> None:
         validate_texts([3], "query")
     with pytest.raises(ConfigError, match=r"document 1 is not valid Unicode"):
         validate_texts(["ok", "lone \udcff surrogate"], "document")
+
+
+ASCII_AND_NOT = [
+    "Plain ASCII, Mixed CASE and tabs\tand\nnewlines (1999) e.g. BM25.",
+    "Zürich naïve café – résumé “quoted” µm ±5 α-synuclein",
+    "控制 chars\x07 and \x00 nulls and \u200b zero width",
+    "",
+    "ALL CAPS ASCII ONLY",
+]
+
+
+@pytest.mark.parametrize("texts", [ASCII_AND_NOT, ASCII_AND_NOT[:1], ASCII_AND_NOT[1:3]])
+def test_ascii_fast_path_gives_the_tokenizers_own_ids(tiny_dir: Path, texts: list[str]) -> None:
+    for hf in _tokenizers(tiny_dir):
+        pt = PairTokenizer(hf)
+        assert pt._rust_ascii is not None  # both normalizers strip accents (BERT uncased)
+        tokens = pt.encode(texts).tokens
+        expected = hf(texts, add_special_tokens=False)["input_ids"]
+        assert [tokens.row(i).tolist() for i in range(len(texts))] == expected
+
+
+def test_ascii_normalizer_spec_only_drops_accent_stripping() -> None:
+    bert = {"normalizer": {"type": "BertNormalizer", "lowercase": True, "strip_accents": None}}
+    spec = json.loads(ascii_normalizer_spec(json.dumps(bert)))
+    assert spec["normalizer"] == {**bert["normalizer"], "strip_accents": False}
+    cased = {"normalizer": {"type": "BertNormalizer", "lowercase": False, "strip_accents": None}}
+    assert ascii_normalizer_spec(json.dumps(cased)) is None  # nothing to drop
+    assert ascii_normalizer_spec(json.dumps({"normalizer": None})) is None
+    assert ascii_normalizer_spec(json.dumps({"normalizer": {"type": "NFC"}})) is None

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer
+from tiny_batches import reversed_pairs_batch
 
 from crossrank.errors import ConfigError
 from crossrank.inference.backends import TorchBackend
-from crossrank.inference.tokenize import PairTokenizer, TokenBatch
+from crossrank.inference.tokenize import TokenBatch
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.models.tiny import WORDS, build_tiny_checkpoint
 
@@ -28,19 +28,7 @@ def _logits(tiny_dir: Path, **options: object) -> tuple[TorchBackend, np.ndarray
 
 
 def _batch(tiny_dir: Path) -> TokenBatch:
-    tok = PairTokenizer(AutoTokenizer.from_pretrained(tiny_dir))
-    texts = [" ".join(WORDS[i : i + 9]) for i in range(12)]
-    enc = tok.encode(texts)
-    n = len(texts)
-    index = np.arange(n)
-    return tok.assemble(
-        enc.tokens,
-        enc.tokens,
-        query_index=index,
-        doc_index=index[::-1].copy(),
-        doc_start=np.zeros(n, dtype=np.int64),
-        doc_end=enc.tokens.lengths[::-1].copy(),
-    )
+    return reversed_pairs_batch(tiny_dir, [" ".join(WORDS[i : i + 9]) for i in range(12)])
 
 
 def test_mixed_keeps_fp32_weights_and_stays_close_to_fp32(tiny_dir: Path) -> None:

@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from torch.nn import functional
 
 from crossrank.models.cpu_dropout import ATTENTION_NAME
+from crossrank.models.probe import padded_probe_inputs
 
 __all__ = ["cls_only", "install_cls_only", "uninstall_cls_only"]
 
@@ -216,14 +217,8 @@ def _cls_forward(layer: nn.Module, hidden: Tensor, mask: Tensor | None) -> Tenso
 
 def _probe_matches(module: nn.Module, layer: nn.Module) -> bool:
     """Logits with and without the patch agree on a padded probe batch (eval mode, no grad)."""
-    config = module.config
     parameter = next(module.parameters())
-    generator = torch.Generator().manual_seed(0)
-    length = min(24, int(getattr(config, "max_position_embeddings", 24)) - 2)
-    ids = torch.randint(5, int(config.vocab_size), (2, length), generator=generator)
-    mask = torch.ones_like(ids)
-    mask[1, length // 2 :] = 0
-    inputs = {"input_ids": ids.to(parameter.device), "attention_mask": mask.to(parameter.device)}
+    inputs = padded_probe_inputs(module)
     was_training = module.training
     module.eval()
     try:

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from crossrank.models.cpu_dropout import ATTENTION_NAME
+from crossrank.models.probe import padded_probe_inputs
 
 __all__ = ["expanded_mask", "mask_for", "takes_expanded_mask"]
 
@@ -69,13 +70,8 @@ def takes_expanded_mask(module: nn.Module) -> bool:
     config = getattr(module, "config", None)
     if getattr(config, "_attn_implementation", None) not in _SDPA_FAMILY:
         return False
-    parameter = next(module.parameters())
-    generator = torch.Generator().manual_seed(0)
-    length = min(24, int(getattr(config, "max_position_embeddings", 24)) - 2)
-    ids = torch.randint(5, int(config.vocab_size), (2, length), generator=generator)
-    mask = torch.ones_like(ids)
-    mask[1, length // 2 :] = 0
-    ids, mask = ids.to(parameter.device), mask.to(parameter.device)
+    inputs = padded_probe_inputs(module)
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
     was_training = module.training
     module.eval()
     try:
