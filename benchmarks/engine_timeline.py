@@ -148,9 +148,7 @@ def main() -> None:
     )
     if not args.skip_precision:
         precision_table(args, work)
-    backend = build_backend(model, args.backend, args.device)
-    if args.cuda_graphs and isinstance(backend, TorchBackend):
-        backend.cuda_graphs = True
+    backend = build_backend(model, args.backend, args.device, cuda_graphs=args.cuda_graphs)
     variant_table(args, work, backend)
     timeline(work, backend, VARIANTS[args.timeline_variant])
     if args.device.startswith("cuda"):
