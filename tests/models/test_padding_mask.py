@@ -107,3 +107,16 @@ def test_mask_for_expands_on_cuda_when_sdpa_reads_it() -> None:
     mask = torch.ones(2, 3, dtype=torch.long, device="cuda")
     assert mask_for(module, mask, True).shape == (2, 1, 1, 3)
     assert mask_for(module, mask, False) is mask
+
+
+class _IgnoresExpandedMasks(BertForSequenceClassification):
+    """A model that silently drops a 4D mask: the probe must not trust it."""
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        if attention_mask is not None and attention_mask.dim() == 4:
+            attention_mask = None
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+
+
+def test_probe_catches_a_model_that_ignores_the_expanded_mask() -> None:
+    assert not takes_expanded_mask(_IgnoresExpandedMasks(BertConfig(**TINY)))

@@ -66,6 +66,8 @@ def takes_expanded_mask(module: nn.Module) -> bool:
 
     Run on a small padded probe batch in eval mode, without gradients, on the module's
     current device and dtype (call it before a half-precision cast, as ``install_cls_only``).
+    The last layer's [CLS] states are compared too: a fresh head's logits are too small to
+    show a mask that was ignored.
     """
     config = getattr(module, "config", None)
     if getattr(config, "_attn_implementation", None) not in _SDPA_FAMILY:
@@ -76,11 +78,16 @@ def takes_expanded_mask(module: nn.Module) -> bool:
     module.eval()
     try:
         with torch.no_grad():
-            plain = module(input_ids=ids, attention_mask=mask).logits.float()
-            expanded = module(input_ids=ids, attention_mask=expanded_mask(mask)).logits.float()
+            plain = _logits_and_cls(module, ids, mask)
+            expanded = _logits_and_cls(module, ids, expanded_mask(mask))
     except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as err:
         logger.info("expanded-mask probe of %s failed: %s", type(module).__name__, err)
         return False
     finally:
         module.train(was_training)
     return bool(torch.allclose(plain, expanded, rtol=1e-4, atol=1e-5))
+
+
+def _logits_and_cls(module: nn.Module, ids: Tensor, mask: Tensor) -> Tensor:
+    out = module(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    return torch.cat([out.logits.float().flatten(), out.hidden_states[-1][:, 0].float().flatten()])
