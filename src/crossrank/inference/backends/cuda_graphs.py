@@ -1,15 +1,18 @@
 """Replay captured CUDA graphs of the forward pass instead of launching it kernel by kernel.
 
-An eager forward of a 6-layer BERT launches a few hundred kernels from Python, about 7 ms of
+An eager forward of a 6-layer BERT launches over a hundred kernels from Python, about 7 ms of
 host time per batch on an H200 host (BENCHMARKS.md, issue 3), and that time grows when the
-tokeniser runs beside it, so the GPU waits for the host. :class:`GraphedForward` captures the
-forward once per input shape and then runs a batch as two input copies and one replay.
+tokeniser runs beside it. :class:`GraphedForward` captures the forward once per input shape
+and then runs a batch as two input copies and one replay. Measured on an H200 it cut the main
+thread's time in forward calls by more than half and raised pairs per host CPU-second by 9-23%,
+but not pairs/s (BENCHMARKS.md), so :class:`~crossrank.inference.backends.TorchBackend` uses
+it only when asked (``cuda_graphs=True``).
 
 Shapes: the width is the batch's padded width (the engine pads to multiples of 8 on GPUs);
 the rows are rounded up by :func:`graph_rows` (eight steps per power of two, at most 12.5%
-extra rows), so a handful of graphs serves every batch of a workload. The rows past a batch's
-own keep whatever earlier inputs left there (finite, discarded). At most ``max_graphs`` shapes
-are captured; batches of further shapes run eagerly. Each shape is run once eagerly before
+extra rows), so the graphs captured for one call serve the batches of later ones. The rows
+past a batch's own keep whatever earlier inputs left there (finite, discarded). At most
+``max_graphs`` shapes are captured; batches of further shapes run eagerly. Each shape is run once eagerly before
 its capture, so lazy initialisation and per-shape kernel choices happen outside the graph.
 All graphs share one memory pool: they run one at a time on one stream, and every graph's
 inputs and outputs stay allocated, so no graph overwrites another's live tensors.
