@@ -12,10 +12,11 @@ Shapes: the width is the batch's padded width (the engine pads to multiples of 8
 the rows are rounded up by :func:`graph_rows` (eight steps per power of two, at most 12.5%
 extra rows), so the graphs captured for one call serve the batches of later ones. The rows
 past a batch's own keep whatever earlier inputs left there (finite, discarded). At most
-``max_graphs`` shapes are captured; batches of further shapes run eagerly. Each shape is run once eagerly before
-its capture, so lazy initialisation and per-shape kernel choices happen outside the graph.
-All graphs share one memory pool: they run one at a time on one stream, and every graph's
-inputs and outputs stay allocated, so no graph overwrites another's live tensors.
+``max_graphs`` shapes are captured; batches of further shapes run eagerly. Each shape is run
+once eagerly before its capture, so lazy initialisation and per-shape kernel choices happen
+outside the graph. All graphs share one memory pool: they run one at a time on one stream,
+and every graph's inputs and outputs stay allocated, so no graph overwrites another's live
+tensors.
 
 Example:
     >>> graphed = GraphedForward(forward, torch.device("cuda"))  # doctest: +SKIP
