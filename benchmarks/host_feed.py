@@ -48,9 +48,9 @@ def main() -> None:
     ids = bm25_candidates(corpus, dict(list(queries.items())[: args.queries]), 100)
     qs, ds = [queries[q] for q, _ in ids], [corpus[d] for _, d in ids]
     model_dir = args.model or default_model(Path.home() / ".cache" / "crossrank")
-    tok = PairTokenizer(AutoTokenizer.from_pretrained(model_dir))
-    if args.no_ascii_fast_path:
-        tok._rust_ascii = None
+    tok = PairTokenizer(
+        AutoTokenizer.from_pretrained(model_dir), ascii_fast_path=not args.no_ascii_fast_path
+    )
     backend = None
     if args.backend:
         model = CrossEncoderModel.from_pretrained(model_dir)

@@ -140,3 +140,13 @@ def test_ascii_normalizer_spec_only_drops_accent_stripping() -> None:
     assert ascii_normalizer_spec(json.dumps(cased)) is None  # nothing to drop
     assert ascii_normalizer_spec(json.dumps({"normalizer": None})) is None
     assert ascii_normalizer_spec(json.dumps({"normalizer": {"type": "NFC"}})) is None
+
+
+def test_ascii_fast_path_can_be_turned_off(tiny_dir: Path) -> None:
+    hf = AutoTokenizer.from_pretrained(tiny_dir)
+    off = PairTokenizer(hf, ascii_fast_path=False)
+    assert off._rust_ascii is None
+    on = PairTokenizer(hf)
+    texts = ASCII_AND_NOT
+    a, b = off.encode(texts).tokens, on.encode(texts).tokens
+    assert (a.ids == b.ids).all() and (a.offsets == b.offsets).all()

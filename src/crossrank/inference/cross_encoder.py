@@ -96,8 +96,9 @@ class CrossEncoder:
             pad_multiple=8 if on_gpu else 1,
             # Smaller chunks on a GPU let the next chunk's tokenisation (the host's bottleneck,
             # ~1,000 pairs/s per core) overlap the current chunk's forward passes. A smaller
-            # first chunk (EngineSettings.first_chunk_pairs) measured slower on an H200
-            # (BENCHMARKS.md): tokenising beside the kernel launches slowed the launches.
+            # first chunk (EngineSettings.first_chunk_pairs) measured slower on an H200 in
+            # three sessions (BENCHMARKS.md), with CUDA graphs too, so not for slow launches;
+            # why is still open.
             chunk_pairs=GPU_CHUNK_PAIRS if on_gpu else CPU_CHUNK_PAIRS,
         )
         self._engine = ScoringEngine(

@@ -132,15 +132,20 @@ class TokenBatch:
 
 
 class PairTokenizer:
-    """Tokenises texts in bulk and assembles (query, document-span) rows into batches."""
+    """Tokenises texts in bulk and assembles (query, document-span) rows into batches.
 
-    def __init__(self, tokenizer: Any) -> None:
+    ``ascii_fast_path`` tokenises ASCII texts without accent stripping where the normalizer
+    would only strip accents in addition (:func:`ascii_normalizer_spec`; the same ids).
+    """
+
+    def __init__(self, tokenizer: Any, *, ascii_fast_path: bool = True) -> None:
         # A private copy of the Rust tokenizer with truncation/padding off: the checkpoint's
         # tokenizer.json may enable them, and crossrank truncates documents itself.
         spec = tokenizer.backend_tokenizer.to_str()
         self._rust = _bare_tokenizer(spec)
-        # For ASCII texts, a copy without the accent stripping that is a no-op on them.
-        ascii_spec = ascii_normalizer_spec(spec)
+        # For ASCII texts, a copy without the accent stripping that is a no-op on them
+        # (ascii_fast_path=False: every text through the full normalizer, for comparison).
+        ascii_spec = ascii_normalizer_spec(spec) if ascii_fast_path else None
         self._rust_ascii = None if ascii_spec is None else _bare_tokenizer(ascii_spec)
         self.template = PairTemplate.from_tokenizer(tokenizer)
         self.uses_token_types = "token_type_ids" in tokenizer.model_input_names

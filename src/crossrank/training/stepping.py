@@ -122,6 +122,7 @@ def optimizer_step(
         # DDP all-reduces gradients only on the last micro-batch of the step.
         sync = wrapped.no_sync() if accumulating else contextlib.nullcontext()
         with sync:
+            # The kernel choice covers the forward pass; backward follows what forward picked.
             with attention_kernels(device, cudnn=cudnn_attention):
                 loss = micro_loss(session, wrapped, batch.to(device), device, precision)
             session.scaler.scale(loss / len(micro)).backward()
