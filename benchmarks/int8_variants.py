@@ -66,11 +66,16 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def capture(args: argparse.Namespace) -> tuple[list[Feed], Path]:
-    """The onnx backend's batches for the workload, and its cache directory."""
+def workload(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The first ``args.queries`` dev queries x their BM25 top 100, as (query, document) texts."""
     corpus, queries, _ = load_scifact(args.data)
     queries = dict(list(queries.items())[: args.queries])
-    pairs = [(queries[q], corpus[d]) for q, d in bm25_candidates(corpus, queries, 100)]
+    return [(queries[q], corpus[d]) for q, d in bm25_candidates(corpus, queries, 100)]
+
+
+def capture(args: argparse.Namespace) -> tuple[list[Feed], Path]:
+    """The onnx backend's batches for the workload, and its cache directory."""
+    pairs = workload(args)
     encoder = CrossEncoder.from_pretrained(args.model, backend="onnx", max_length=args.max_length)
     backend = encoder._engine.backend  # the benchmark looks inside on purpose
     seen: list[TokenBatch] = []

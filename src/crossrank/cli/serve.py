@@ -34,6 +34,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    _add_engine_args(parser)
+    _add_limit_args(parser)
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    add_quiet_arg(parser)
+
+
+def _add_engine_args(parser: argparse.ArgumentParser) -> None:
     engine = parser.add_argument_group("engine")
     engine.add_argument("--backend", choices=BACKEND_NAMES, default="auto")
     engine.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
@@ -48,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     passages.add_argument("--passage-aggregate", choices=AGGREGATES, default="maxp")
     passages.add_argument("--passage-mode", choices=PASSAGE_MODES, default="windows")
     passages.add_argument("--max-windows", type=positive_int)
+
+
+def _add_limit_args(parser: argparse.ArgumentParser) -> None:
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--max-batch-tokens",
@@ -93,8 +103,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=_DEFAULTS.graceful_timeout_s,
         help="seconds shutdown waits for in-flight requests",
     )
-    parser.add_argument("--access-log", action="store_true", help="log every request")
-    add_quiet_arg(parser)
 
 
 def run(args: argparse.Namespace) -> int:
