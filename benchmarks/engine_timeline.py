@@ -9,7 +9,9 @@ best-of-``--repeats`` pairs/s of one ``score`` call with ``--backend`` (``--cuda
 replaying CUDA graphs). Then, for one variant (``--timeline-variant``, default the defaults),
 a timeline of one call: when each thread tokenised (plan), assembled batches, launched forward
 passes and waited for the logits, in milliseconds from the start. Last, on CUDA, the
-host-device syncs of one default call (torch's sync debug mode).
+host-device syncs of one default call (torch's sync debug mode). ``--st-baseline`` also times
+sentence-transformers' ``CrossEncoder.predict`` (fp32, batch 32) on the same pairs first and
+prints each variant's ratio to it; ``--rows`` picks variants by index.
 
     python benchmarks/engine_timeline.py --device cuda --backend torch-bf16 --model DIR
 """
@@ -30,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sentence_transformers import CrossEncoder as STCrossEncoder
 
 from crossrank.inference import engine as engine_module
 from crossrank.inference.backends import Backend, TorchBackend, build_backend, torch_backend
@@ -43,7 +46,9 @@ from engine_vs_st import DEFAULT_DATA, bm25_candidates, default_model, load_scif
 EVENTS: list[tuple[str, str, float, float]] = []
 # (first_chunk_pairs, chunk_pairs, prefetch, token_budget, cuDNN attention allowed). The first
 # is the GPU default of CrossEncoder. Rows recorded in BENCHMARKS.md from earlier H200 calls
-# came from this script at commits 3159687 and b0a0544, whose lists differed.
+# came from this script at commits 3159687 and b0a0544, whose lists differed, and 405f92d,
+# whose list is the first ten rows here. The last four vary the chunk size and budget around
+# row 6, the fastest with CUDA graphs in that call (10,108 pairs/s).
 VARIANTS = (
     (None, 4096, 2, 65536, True),
     (None, 4096, 2, 65536, False),
@@ -55,6 +60,10 @@ VARIANTS = (
     (512, 4096, 4, 32768, True),
     (None, 4096, 2, 32768, True),
     (None, 4096, 0, 65536, True),
+    (None, 512, 2, 32768, True),
+    (None, 2048, 2, 32768, True),
+    (None, 1024, 2, 16384, True),
+    (None, 1024, 4, 32768, True),
 )
 
 
@@ -106,6 +115,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--variants", type=int, help="run only the first N settings variants")
+    p.add_argument("--rows", type=int, nargs="+", help="run only these VARIANTS rows (indices)")
+    p.add_argument(
+        "--st-baseline",
+        action="store_true",
+        help="also time sentence-transformers' predict on the same pairs and print x ST per row",
+    )
     p.add_argument("--skip-precision", action="store_true", help="no fp32/bf16/mixed table")
     p.add_argument(
         "--timeline-variant",
@@ -149,7 +164,8 @@ def main() -> None:
     if not args.skip_precision:
         precision_table(args, work)
     backend = build_backend(model, args.backend, args.device, cuda_graphs=args.cuda_graphs)
-    variant_table(args, work, backend)
+    st_seconds = st_baseline(args, work) if args.st_baseline else None
+    variant_table(args, work, backend, st_seconds)
     timeline(work, backend, VARIANTS[args.timeline_variant])
     if args.device.startswith("cuda"):
         sync_check(work, backend)
@@ -177,9 +193,29 @@ def precision_table(args: argparse.Namespace, work: Work) -> None:
             print(f"fp32 scores rounded to bf16: {len(np.unique(rounded))}/{len(scores)} distinct")
 
 
-def variant_table(args: argparse.Namespace, work: Work, backend: Backend) -> None:
+def st_baseline(args: argparse.Namespace, work: Work) -> float:
+    """Best-of-``--repeats`` seconds of sentence-transformers' predict (fp32, batch 32)."""
+    st = STCrossEncoder(
+        str(work.model_dir), device=args.device, max_length=args.max_length,
+        activation_fn=torch.nn.Identity(),
+    )  # fmt: skip
+    pairs = list(zip(work.qs, work.ds, strict=True))
+    st.predict(pairs[:64], show_progress_bar=False)  # warm-up
+    best = np.inf
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        st.predict(pairs, batch_size=32, show_progress_bar=False)
+        best = min(best, time.perf_counter() - start)
+    print(f"sentence-transformers fp32: {len(pairs) / best:,.0f} pairs/s ({best * 1e3:.0f} ms)")
+    return best
+
+
+def variant_table(
+    args: argparse.Namespace, work: Work, backend: Backend, st_seconds: float | None
+) -> None:
     """Best-of-``--repeats`` pairs/s of each settings variant with ``backend``."""
-    for first, chunk, depth, budget, cudnn in VARIANTS[: args.variants]:
+    rows = args.rows if args.rows is not None else range(len(VARIANTS[: args.variants]))
+    for first, chunk, depth, budget, cudnn in (VARIANTS[i] for i in rows):
         settings = replace(
             work.base,
             first_chunk_pairs=first,
@@ -194,8 +230,9 @@ def variant_table(args: argparse.Namespace, work: Work, backend: Backend) -> Non
             backend.cudnn_attention = cudnn
         engine.score(work.qs, work.ds)  # warm-up of this batch shape set
         best = min(_timed(engine, work.qs, work.ds) for _ in range(args.repeats))
+        ratio = "" if st_seconds is None else f", {st_seconds / best:.2f}x ST"
         print(f"first {first} chunk {chunk} prefetch {depth} budget {budget} cudnn {cudnn}: "
-              f"{len(work.qs) / best:,.0f} pairs/s ({best * 1e3:.0f} ms)", flush=True)  # fmt: skip
+              f"{len(work.qs) / best:,.0f} pairs/s ({best * 1e3:.0f} ms{ratio})", flush=True)  # fmt: skip
 
 
 def timeline(work: Work, backend: Backend, variant: tuple[int | None, int, int, int, bool]) -> None:

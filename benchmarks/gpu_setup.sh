@@ -1,5 +1,5 @@
-# Sourced by the GPU scripts (gpu_session.sh, gpu_train_variants.sh, gpu_probe.sh, gpu_graphs.sh)
-# after they set W (a scratch folder that exists): the environment, the carried wheels, and
+# Sourced by the GPU scripts (gpu_session.sh, gpu_train_variants.sh, gpu_probe.sh, gpu_graphs.sh,
+# gpu_chunks.sh) after they set W (a scratch folder that exists): the environment, the carried wheels, and
 # BACKBONE: with UPCAST set, that checkpoint (e.g. the shipped fp16 weights) saved as fp32 in
 # $W/model-fp32; otherwise all-MiniLM-L6-v2 in fp32, rebuilt from the carried fp16 copy unless
 # BACKBONE is set.
