@@ -42,20 +42,14 @@ from sentence_transformers import CrossEncoder as STCrossEncoder
 
 from crossrank import CrossEncoder
 from crossrank.inference.tokenize import TokenBatch
-from engine_vs_st import DEFAULT_DATA
-from int8_variants import Feed, capture, runner, unfused, workload
+from int8_variants import Feed, add_workload_args, capture, runner, unfused, workload
 
 Run = Callable[[], np.ndarray]
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", type=Path, required=True, help="fp32 Hugging Face directory")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    p.add_argument("--queries", type=int, default=3)
-    p.add_argument("--max-length", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--variants", nargs="+", help="only these (default: all)")
+    add_workload_args(p, queries=3)
     return p.parse_args()
 
 

@@ -56,14 +56,19 @@ Feed = dict[str, np.ndarray]
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_workload_args(p, queries=5)
+    p.add_argument("--profile", action="store_true")
+    return p.parse_args()
+
+
+def add_workload_args(p: argparse.ArgumentParser, *, queries: int) -> None:
+    """The options this script shares with int8_runtimes.py: model, pairs, timing, variants."""
     p.add_argument("--model", type=Path, required=True, help="fp32 Hugging Face directory")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    p.add_argument("--queries", type=int, default=5)
+    p.add_argument("--queries", type=int, default=queries)
     p.add_argument("--max-length", type=int, default=256)
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--profile", action="store_true")
     p.add_argument("--variants", nargs="+", help="only these (default: all)")
-    return p.parse_args()
 
 
 def workload(args: argparse.Namespace) -> list[tuple[str, str]]:
