@@ -137,7 +137,11 @@ def parse_args() -> argparse.Namespace:
         help="sys.setswitchinterval (s) for the whole run: how long a thread waiting for the "
         "GIL waits before the holder is asked to drop it (Python's default 0.005)",
     )
-    return p.parse_args()
+    args = p.parse_args()
+    bad = [i for i in (args.rows or []) + [args.timeline_variant] if not 0 <= i < len(VARIANTS)]
+    if bad:
+        p.error(f"no VARIANTS row {bad[0]} (there are {len(VARIANTS)}: 0-{len(VARIANTS) - 1})")
+    return args
 
 
 def main() -> None:
