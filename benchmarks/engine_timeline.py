@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sentence_transformers import CrossEncoder as STCrossEncoder
 
 from crossrank.inference import engine as engine_module
 from crossrank.inference.backends import Backend, TorchBackend, build_backend, torch_backend
@@ -41,7 +40,14 @@ from crossrank.inference.planning import PairPlanner
 from crossrank.inference.tokenize import PairTokenizer
 from crossrank.models.cross_encoder import CrossEncoderModel
 from crossrank.models.heads import HeadLayout
-from engine_vs_st import DEFAULT_DATA, bm25_candidates, default_model, load_scifact, ndcg10
+from engine_vs_st import (
+    DEFAULT_DATA,
+    bm25_candidates,
+    default_model,
+    load_scifact,
+    ndcg10,
+    st_scorer,
+)
 
 EVENTS: list[tuple[str, str, float, float]] = []
 # (first_chunk_pairs, chunk_pairs, prefetch, token_budget, cuDNN attention allowed). The first
@@ -199,16 +205,13 @@ def precision_table(args: argparse.Namespace, work: Work) -> None:
 
 def st_baseline(args: argparse.Namespace, work: Work) -> float:
     """Best-of-``--repeats`` seconds of sentence-transformers' predict (fp32, batch 32)."""
-    st = STCrossEncoder(
-        str(work.model_dir), device=args.device, max_length=args.max_length,
-        activation_fn=torch.nn.Identity(),
-    )  # fmt: skip
+    predict = st_scorer(work.model_dir, args.device, args.max_length)
     pairs = list(zip(work.qs, work.ds, strict=True))
-    st.predict(pairs[:64], show_progress_bar=False)  # warm-up
+    predict(pairs[:64])  # warm-up
     best = np.inf
     for _ in range(args.repeats):
         start = time.perf_counter()
-        st.predict(pairs, batch_size=32, show_progress_bar=False)
+        predict(pairs)
         best = min(best, time.perf_counter() - start)
     print(f"sentence-transformers fp32: {len(pairs) / best:,.0f} pairs/s ({best * 1e3:.0f} ms)")
     return best

@@ -136,16 +136,8 @@ class Workload:
 
 def build_scorers(args: argparse.Namespace, work: Workload, max_length: int) -> dict[str, Scorer]:
     """sentence-transformers first (the reference), then each crossrank backend; all warmed up."""
-    st = STCrossEncoder(
-        str(work.model),
-        device=args.device,
-        max_length=max_length,
-        activation_fn=torch.nn.Identity(),
-    )
     scorers: dict[str, Scorer] = {
-        "sentence-transformers": lambda pairs: st.predict(
-            pairs, batch_size=args.st_batch_size, show_progress_bar=False
-        )
+        "sentence-transformers": st_scorer(work.model, args.device, max_length, args.st_batch_size)
     }
     default = (
         ["auto", "onnx", "onnx-int8", "torch"]
@@ -162,6 +154,14 @@ def build_scorers(args: argparse.Namespace, work: Workload, max_length: int) -> 
     for scorer in scorers.values():
         scorer(work.pairs[:64])  # warm-up (and the ONNX export on first use)
     return scorers
+
+
+def st_scorer(model: Path, device: str, max_length: int, batch_size: int = 32) -> Scorer:
+    """sentence-transformers' ``CrossEncoder.predict`` with raw logits (no sigmoid)."""
+    st = STCrossEncoder(
+        str(model), device=device, max_length=max_length, activation_fn=torch.nn.Identity()
+    )
+    return lambda pairs: st.predict(pairs, batch_size=batch_size, show_progress_bar=False)
 
 
 def load_crossrank(

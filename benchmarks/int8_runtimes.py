@@ -38,10 +38,10 @@ import torch
 from onnx import TensorProto
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
-from sentence_transformers import CrossEncoder as STCrossEncoder
 
 from crossrank import CrossEncoder
 from crossrank.inference.tokenize import TokenBatch
+from engine_vs_st import st_scorer
 from int8_variants import Feed, add_workload_args, capture, runner, unfused, workload
 
 Run = Callable[[], np.ndarray]
@@ -148,10 +148,9 @@ def main() -> None:
     torch.set_num_threads(2)
     pairs = workload(args)
     feeds, cache = capture(args)
-    CrossEncoder.from_pretrained(args.model, backend="onnx-int8", max_length=args.max_length)
     print(f"{len(pairs)} pairs, max length {args.max_length}, load {os.getloadavg()}", flush=True)
-    st = STCrossEncoder(str(args.model), max_length=args.max_length)
-    st_seconds, _ = best_seconds(lambda: st.predict(pairs, show_progress_bar=False), args.repeats)
+    predict = st_scorer(args.model, "cpu", args.max_length)
+    st_seconds, _ = best_seconds(lambda: predict(pairs), args.repeats)
     print(f"{'sentence-transformers':22s} {len(pairs) / st_seconds:7.2f} pairs/s", flush=True)
     reference = runner(cache / "model.onnx", feeds, dual=False)()
     with tempfile.TemporaryDirectory() as tmp:

@@ -86,6 +86,8 @@ def capture(args: argparse.Namespace) -> tuple[list[Feed], Path]:
     seen: list[TokenBatch] = []
     backend.forward_stream = lambda batches: [seen.append(b) or backend.forward(b) for b in batches]
     encoder.predict(pairs)
+    # The onnx-int8 backend's graph, model.int8.onnx, into the same cache directory.
+    CrossEncoder.from_pretrained(args.model, backend="onnx-int8", max_length=args.max_length)
     feeds = [
         {
             "input_ids": b.input_ids,
